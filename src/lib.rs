@@ -1,0 +1,16 @@
+//! rlhf-t2i: align a text-to-image diffusion model with human feedback (Lee et al., 2023) on
+//! candle. Layout: `models/` (networks), `diffusion/` (schedules and samplers), `weights`
+//! (checkpoint loading and saving), `pipeline` (SD/CLIP assembled from a model source), `io/`
+//! (atomic files, JSONL, PNG metadata, manifests), `prompts` (the prompt grammar), `stages/` (one
+//! per subcommand) and `cli` (argument parsing only).
+
+pub mod cli;
+pub mod diffusion;
+pub mod io;
+pub mod models;
+pub mod pipeline;
+pub mod prompts;
+pub mod runtime;
+pub mod stages;
+pub mod tokenizer;
+pub mod weights;

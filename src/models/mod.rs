@@ -1,0 +1,7 @@
+//! The networks, in pure candle: they take a `VarBuilder` and tensors and know nothing of files,
+//! the command line or training loops.
+
+pub mod clip;
+pub mod nn;
+pub mod unet;
+pub mod vae;

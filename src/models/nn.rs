@@ -1,0 +1,184 @@
+//! Differentiable building blocks shared by the UNet, the VAE and CLIP.
+//!
+//! candle-nn's fused `LayerNorm` and `softmax_last_dim` have no backward pass (gradients to the
+//! norm weights and to Q/K silently vanish), so the norms and attention here are written with
+//! primitive ops, every one of which candle can differentiate.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, Linear, VarBuilder};
+
+/// LayerNorm over the last dimension, in f32 internally, with a backward pass.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(dim, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(dim, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias, eps })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = upcast(x)?;
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed
+            .to_dtype(dtype)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+fn upcast(x: &Tensor) -> Result<Tensor> {
+    match x.dtype() {
+        DType::F16 | DType::BF16 => x.to_dtype(DType::F32),
+        _ => Ok(x.clone()),
+    }
+}
+
+pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<GroupNorm> {
+    let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+    let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+    GroupNorm::new(weight, bias, channels, groups, eps)
+}
+
+pub fn conv2d(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding,
+        stride,
+        ..Default::default()
+    };
+    candle_nn::conv2d(cin, cout, k, cfg, vb)
+}
+
+pub fn linear(cin: usize, cout: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    candle_nn::linear_b(cin, cout, bias, vb)
+}
+
+/// Softmax over the last dimension from primitive ops (differentiable), computed in f32.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    candle_nn::ops::softmax(&upcast(x)?, D::Minus1)?.to_dtype(dtype)
+}
+
+/// x * sigmoid(1.702 x), CLIP's activation.
+pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+    let s = ((x * -1.702)?.exp()? + 1.0)?.recip()?;
+    x * s
+}
+
+/// x * sigmoid(x), written from primitives so it has a backward pass on every backend.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    x.silu()
+}
+
+/// Multi-head scaled-dot-product attention on `(B, N, heads*d)` inputs; `causal` masks the future.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+    let (b, n, c) = q.dims3()?;
+    let m = k.dim(1)?;
+    let d = c / heads;
+    let split = |t: &Tensor, len: usize| -> Result<Tensor> {
+        t.reshape((b, len, heads, d))?.transpose(1, 2)?.contiguous()
+    };
+    let (q, k, v) = (split(q, n)?, split(k, m)?, split(v, m)?);
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if causal {
+        let mask: Vec<f32> = (0..n)
+            .flat_map(|i| (0..m).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (n, m), q.device())?.to_dtype(scores.dtype())?;
+        scores = scores.broadcast_add(&mask)?;
+    }
+    let probs = softmax_last(&scores)?;
+    probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn layer_norm_has_gradients_for_weight_and_bias() {
+        let store = crate::weights::ParamStore::random(
+            0,
+            "t",
+            crate::weights::Mode::Trainable,
+            DType::F32,
+            &Device::Cpu,
+        );
+        let ln = LayerNorm::new(4, 1e-5, store.var_builder().pp("ln")).unwrap();
+        let x = Var::new(&[[1f32, 2., 3., 5.], [0., -1., 2., 4.]], &Device::Cpu).unwrap();
+        let y = ln.forward(x.as_tensor()).unwrap();
+        let loss = (y * Tensor::new(&[[1f32, 2., 3., 4.], [4., 3., 2., 1.]], &Device::Cpu)
+            .unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        for (name, var) in store.named_vars() {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no grad for {name}"));
+            assert!(
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0,
+                "{name}"
+            );
+        }
+        assert!(grads.get(x.as_tensor()).is_some());
+    }
+
+    #[test]
+    fn causal_attention_ignores_the_future() {
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0f32, 1., (1, 3, 4), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (1, 3, 4), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (1, 3, 4), &dev).unwrap();
+        let full = attention(&q, &k, &v, 2, true).unwrap();
+        let v2 = v
+            .slice_assign(
+                &[0..1, 2..3, 0..4],
+                &Tensor::zeros((1, 1, 4), DType::F32, &dev).unwrap(),
+            )
+            .unwrap();
+        let changed = attention(&q, &k, &v2, 2, true).unwrap();
+        let a = full
+            .narrow(1, 0, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = changed
+            .narrow(1, 0, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}

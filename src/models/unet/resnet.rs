@@ -1,0 +1,110 @@
+//! `ResnetBlock2D` (diffusers `models/resnets.py`), used by the UNet (with a time embedding) and the
+//! VAE (without one).
+
+use crate::models::nn::{conv2d, group_norm, linear, silu};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, GroupNorm, Linear, VarBuilder};
+
+#[derive(Debug, Clone)]
+pub struct ResnetBlock2D {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time_emb_proj: Option<Linear>,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    conv_shortcut: Option<Conv2d>,
+}
+
+impl ResnetBlock2D {
+    /// `temb_channels = None` builds the VAE variant with no time-embedding projection.
+    pub fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        temb_channels: Option<usize>,
+        groups: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let norm1 = group_norm(groups, cin, eps, vb.pp("norm1"))?;
+        let conv1 = conv2d(cin, cout, 3, 1, 1, vb.pp("conv1"))?;
+        let time_emb_proj = match temb_channels {
+            Some(t) => Some(linear(t, cout, true, vb.pp("time_emb_proj"))?),
+            None => None,
+        };
+        let norm2 = group_norm(groups, cout, eps, vb.pp("norm2"))?;
+        let conv2 = conv2d(cout, cout, 3, 1, 1, vb.pp("conv2"))?;
+        let conv_shortcut = if cin != cout {
+            Some(conv2d(cin, cout, 1, 1, 0, vb.pp("conv_shortcut"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            norm1,
+            conv1,
+            time_emb_proj,
+            norm2,
+            conv2,
+            conv_shortcut,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
+        let mut h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
+        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
+            let t = proj.forward(&silu(temb)?)?.unsqueeze(2)?.unsqueeze(3)?;
+            h = h.broadcast_add(&t)?;
+        }
+        let h = self.conv2.forward(&silu(&self.norm2.forward(&h)?)?)?;
+        let skip = match &self.conv_shortcut {
+            Some(c) => c.forward(x)?,
+            None => x.clone(),
+        };
+        skip + h
+    }
+}
+
+/// 2x downsampling by a strided 3x3 conv (`downsamplers.0.conv`). The VAE pads (0,1,0,1) by hand
+/// and uses no conv padding; the UNet uses padding 1.
+#[derive(Debug, Clone)]
+pub struct Downsample2D {
+    conv: Conv2d,
+    asymmetric_pad: bool,
+}
+
+impl Downsample2D {
+    pub fn new(vb: VarBuilder, channels: usize, padding: usize) -> Result<Self> {
+        let conv = conv2d(channels, channels, 3, 2, padding, vb.pp("conv"))?;
+        Ok(Self {
+            conv,
+            asymmetric_pad: padding == 0,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = if self.asymmetric_pad {
+            x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?
+        } else {
+            x.clone()
+        };
+        self.conv.forward(&x)
+    }
+}
+
+/// 2x nearest upsampling followed by a 3x3 conv (`upsamplers.0.conv`).
+#[derive(Debug, Clone)]
+pub struct Upsample2D {
+    conv: Conv2d,
+}
+
+impl Upsample2D {
+    pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+        Ok(Self {
+            conv: conv2d(channels, channels, 3, 1, 1, vb.pp("conv"))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        self.conv.forward(&x.upsample_nearest2d(h * 2, w * 2)?)
+    }
+}
