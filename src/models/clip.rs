@@ -2,10 +2,10 @@
 //! text tower (SD's `text_encoder`, and the reward embedder's text side) and the vision tower
 //! (ViT with class token), plus `CLIPModel`'s two projections. Trainable like every model here.
 
-use crate::models::nn::{attention, linear, quick_gelu, LayerNorm};
+use crate::models::nn::{attention, linear, quick_gelu, LayerNorm, Linear};
 use anyhow::{bail, Result};
 use candle_core::{DType, IndexOp, Module, Tensor, D};
-use candle_nn::{Conv2d, Embedding, Init, Linear, VarBuilder};
+use candle_nn::{Conv2d, Embedding, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 fn text_vocab() -> usize {

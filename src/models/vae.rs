@@ -2,11 +2,11 @@
 //! `vae.py`): the encoder gives a diagonal Gaussian over latents, the decoder maps latents back to
 //! images in [-1, 1]. Reads its architecture from `vae/config.json`.
 
-use crate::models::nn::{attention, conv2d, group_norm, linear, silu};
+use crate::models::nn::{attention, conv2d, group_norm, linear, silu, Linear};
 use crate::models::unet::resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, GroupNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 fn default_groups() -> usize {
@@ -103,7 +103,8 @@ impl VaeAttention {
             .group_norm
             .forward(x)?
             .reshape((b, c, h * w))?
-            .transpose(1, 2)?;
+            .transpose(1, 2)?
+            .contiguous()?;
         let (q, k, v) = (
             self.q.forward(&t)?,
             self.k.forward(&t)?,

@@ -1,0 +1,5 @@
+//! The integration test binary: parity with the reference implementations, gradients, loading
+//! errors, and the stages end to end on tiny models.
+
+mod common;
+mod parity;
