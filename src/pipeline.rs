@@ -3,7 +3,9 @@
 //! decode latents to pictures).
 
 use crate::diffusion::NoiseSchedule;
-use crate::models::clip::{ClipConfig, ClipModel, ClipTextConfig, ClipTextModel};
+use crate::models::clip::{
+    ClipConfig, ClipModel, ClipTextConfig, ClipTextModel, ClipTextTransformer,
+};
 use crate::models::unet::{UNet2DConditionModel, UNetConfig};
 use crate::models::vae::{AutoencoderKL, VaeConfig};
 use crate::tokenizer::ClipTokenizer;
@@ -87,8 +89,16 @@ pub fn load_text_encoder(
         dtype,
         device,
     )?;
-    let te = ClipTextModel::new(params.var_builder(), &cfg)
-        .with_context(|| format!("building the text encoder of {}", source.describe()))?;
+    // transformers >= 5 saves CLIPTextModel without the `text_model.` prefix SD1.5's files carry.
+    let vb = params.var_builder();
+    let unprefixed = !vb.contains_tensor("text_model.embeddings.token_embedding.weight")
+        && vb.contains_tensor("embeddings.token_embedding.weight");
+    let te = if unprefixed {
+        ClipTextTransformer::new(vb, &cfg).map(|text_model| ClipTextModel { text_model })
+    } else {
+        ClipTextModel::new(vb, &cfg)
+    }
+    .with_context(|| format!("building the text encoder of {}", source.describe()))?;
     params.warn_unused();
     Ok((te, params))
 }

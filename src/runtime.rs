@@ -51,6 +51,14 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     }
 }
 
+/// candle's CPU matmul has no bf16 kernel: refuse that pairing up front with the fix.
+pub fn check_dtype_on_device(dtype: DType, device: &Device) -> Result<()> {
+    if dtype == DType::BF16 && device.is_cpu() {
+        bail!("bf16 compute is not supported on the CPU (candle has no CPU bf16 matmul): use --dtype f32 or f16 there, bf16 on CUDA");
+    }
+    Ok(())
+}
+
 pub fn dtype_name(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "f32",

@@ -2,4 +2,7 @@
 //! errors, and the stages end to end on tiny models.
 
 mod common;
+mod generate;
+mod gradients;
+mod loading;
 mod parity;
