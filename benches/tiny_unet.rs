@@ -3,7 +3,9 @@
 //! Run: `cargo bench --bench tiny_unet`. Prints one JSON line per measurement and a table.
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModel as StockUNet, UNet2DConditionModelConfig};
+use candle_transformers::models::stable_diffusion::unet_2d::{
+    BlockConfig, UNet2DConditionModel as StockUNet, UNet2DConditionModelConfig,
+};
 use rlhf_t2i::diffusion::sampler::{sample, SampleSettings, SchedulerKind};
 use rlhf_t2i::pipeline::StableDiffusion;
 use rlhf_t2i::runtime::{randn, rng};
@@ -34,7 +36,12 @@ fn report(name: &str, ours: f64, baseline: Option<f64>) {
 fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-sd");
-    let sd = StableDiffusion::load(&ModelSource::Local(dir.clone()), Mode::Frozen, DType::F32, &dev)?;
+    let sd = StableDiffusion::load(
+        &ModelSource::Local(dir.clone()),
+        Mode::Frozen,
+        DType::F32,
+        &dev,
+    )?;
     let cfg = &sd.unet.config;
     let stock_cfg = UNet2DConditionModelConfig {
         blocks: cfg
@@ -55,7 +62,11 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let vb = unsafe {
-        candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("unet/diffusion_pytorch_model.safetensors")], DType::F32, &dev)?
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[dir.join("unet/diffusion_pytorch_model.safetensors")],
+            DType::F32,
+            &dev,
+        )?
     };
     let stock = StockUNet::new(vb, cfg.in_channels, cfg.out_channels, false, stock_cfg)?;
     let mut r = rng(0);
@@ -63,7 +74,12 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for batch in [2usize, 32] {
         let x = randn(&mut r, &[batch, cfg.in_channels, hw, hw], DType::F32, &dev)?;
-        let ctx = randn(&mut r, &[batch, 77, cfg.cross_attention_dim], DType::F32, &dev)?;
+        let ctx = randn(
+            &mut r,
+            &[batch, 77, cfg.cross_attention_dim],
+            DType::F32,
+            &dev,
+        )?;
         let t = Tensor::full(500f32, batch, &dev)?;
         let ours = median_ms(20, || {
             sd.unet.forward(&x, &t, &ctx).unwrap();
@@ -80,15 +96,33 @@ fn main() -> anyhow::Result<()> {
     let cond = sd.encode_prompts(&vec!["Two red dogs in the forest."; b])?;
     let uncond = sd.encode_prompts(&vec![""; b])?;
     let latents = randn(&mut r, &[b, cfg.in_channels, hw, hw], DType::F32, &dev)?;
-    let settings = SampleSettings { scheduler: SchedulerKind::Ddim, steps: 1, guidance: 7.5, eta: 0.0 };
+    let settings = SampleSettings {
+        scheduler: SchedulerKind::Ddim,
+        steps: 1,
+        guidance: 7.5,
+        eta: 0.0,
+    };
     let mut rngs: Vec<_> = (0..b as u64).map(rng).collect();
     let ours = median_ms(10, || {
-        sample(&sd.unet, &sd.schedule, &settings, &cond, &uncond, latents.clone(), &mut rngs, |_| {}).unwrap();
+        sample(
+            &sd.unet,
+            &sd.schedule,
+            &settings,
+            &cond,
+            &uncond,
+            latents.clone(),
+            &mut rngs,
+            |_| {},
+        )
+        .unwrap();
     });
     report("tiny_ddim_cfg_step_b16", ours, None);
     rows.push(("tiny_ddim_cfg_step_b16".into(), ours, None));
 
-    println!("\n{:<28} {:>10} {:>14} {:>7}", "measurement", "ours ms", "stock candle", "ratio");
+    println!(
+        "\n{:<28} {:>10} {:>14} {:>7}",
+        "measurement", "ours ms", "stock candle", "ratio"
+    );
     for (name, o, b) in rows {
         match b {
             Some(b) => println!("{name:<28} {o:>10.2} {b:>14.2} {:>7.2}", o / b),

@@ -6,11 +6,16 @@
 
 pub mod cli;
 pub mod diffusion;
+pub mod embed;
+pub mod feedback;
 pub mod io;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;
+pub mod reward;
 pub mod runtime;
 pub mod stages;
+pub mod stats;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;

@@ -78,6 +78,10 @@ impl Linear {
     pub fn weight(&self) -> &Tensor {
         self.0.weight()
     }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.0.bias()
+    }
 }
 
 impl Module for Linear {

@@ -6,3 +6,5 @@ mod generate;
 mod gradients;
 mod loading;
 mod parity;
+mod preprocess;
+mod reward;

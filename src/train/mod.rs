@@ -1,0 +1,4 @@
+//! Training plumbing shared by the reward model and the UNet fine-tuning: the optimiser with
+//! savable state, learning-rate schedules and the metrics log.
+
+pub mod optim;
