@@ -2,9 +2,16 @@
 //! here.
 
 use crate::diffusion::sampler::{SampleSettings, SchedulerKind};
+use crate::embed::embedder::ClipEmbedder;
+use crate::feedback::Policy;
 use crate::pipeline::StableDiffusion;
+use crate::prompts::Vocabulary;
+use crate::reward::train::RewardTrainOptions;
 use crate::runtime::{parse_dtype, select_device};
-use crate::stages::{demo, generate, init_tiny, prompts};
+use crate::stages::{
+    demo, embed, eval_reward, feedback_import, generate, init_tiny, prompts, rejection, score,
+    train_reward,
+};
 use crate::weights::{Mode, ModelSource};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +19,8 @@ use std::path::PathBuf;
 
 pub const DEFAULT_MODEL: &str = "stable-diffusion-v1-5/stable-diffusion-v1-5";
 pub const DEFAULT_CLIP: &str = "openai/clip-vit-large-patch14";
+/// The reward-training defaults, with the reasons for each value.
+pub const DEFAULT_REWARD_CONFIG: &str = include_str!("../configs/reward.json");
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +111,137 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Human feedback files: check, aggregate over labelers, write training labels
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
+    /// CLIP embeddings of a manifest's images and prompts (and their perturbations), cached
+    Embed {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Embedding cache file (safetensors); reruns add only what is new
+        #[arg(long)]
+        cache: PathBuf,
+        /// Hub repo id or local folder of a CLIP model
+        #[arg(long, default_value = DEFAULT_CLIP)]
+        clip: String,
+        #[arg(long)]
+        vocabulary: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Train the reward model (MSE + lambda * prompt classification) on labels and embeddings
+    TrainReward {
+        /// Training labels from `feedback import`
+        #[arg(long)]
+        labels: PathBuf,
+        /// The manifest the labels' image paths are relative to
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        embeddings: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = DEFAULT_CLIP)]
+        clip: String,
+        /// Training options (JSON); default: the built-in configs/reward.json
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        vocabulary: Option<PathBuf>,
+        #[arg(long)]
+        lambda: Option<f64>,
+        #[arg(long)]
+        temperature: Option<f64>,
+        /// Ablation: no auxiliary prompt-classification loss (lambda = 0)
+        #[arg(long)]
+        no_aux: bool,
+        /// Ablation: half of each prompt's training images
+        #[arg(long)]
+        half_data: bool,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Reward and CLIP score of every image of a manifest, as JSONL
+    Score {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// A folder written by train-reward
+        #[arg(long)]
+        reward: PathBuf,
+        #[arg(long)]
+        embeddings: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = DEFAULT_CLIP)]
+        clip: String,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Keep the k best images per prompt by reward (the paper: 4 of 16), beside k random ones
+    RejectionSample {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        scores: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        keep: usize,
+        /// Manifest of the kept images
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Preference accuracy of the learned reward and of the CLIP score on labeled pairs
+    EvalReward {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        scores: PathBuf,
+        /// Also write the figures as JSON
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FeedbackCommand {
+    /// Read feedback JSONL / CSV (`image,label[,labeler]`) files into training labels
+    Import {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Training labels (JSONL)
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "majority")]
+        policy: Policy,
+        /// Down-sample the larger class within each category
+        #[arg(long)]
+        balance: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Feedback files (.jsonl or .csv)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn vocabulary(path: Option<&std::path::Path>) -> Result<Vocabulary> {
+    match path {
+        Some(p) => Vocabulary::load(p),
+        None => Ok(Vocabulary::builtin()),
+    }
 }
 
 pub fn main() -> Result<()> {
@@ -174,6 +314,160 @@ pub fn main() -> Result<()> {
                 r.images_per_second,
                 r.manifest.display()
             );
+            Ok(())
+        }
+        Command::Feedback {
+            command:
+                FeedbackCommand::Import {
+                    manifest,
+                    out,
+                    policy,
+                    balance,
+                    seed,
+                    files,
+                },
+        } => {
+            let r = feedback_import::run(&manifest, &files, policy, balance, seed, &out)?;
+            println!(
+                "{} answers -> {} training labels ({} images dropped) -> {}\n{}",
+                r.answers,
+                r.labels.len(),
+                r.dropped,
+                out.display(),
+                r.table
+            );
+            Ok(())
+        }
+        Command::Embed {
+            manifest,
+            cache,
+            clip,
+            vocabulary: vocab,
+            batch_size,
+            device,
+        } => {
+            let dev = select_device(&device.device)?;
+            let embedder = ClipEmbedder::load(&clip, parse_dtype(&device.dtype)?, &dev)?;
+            let r = embed::run(
+                &embedder,
+                &manifest,
+                &cache,
+                &vocabulary(vocab.as_deref())?,
+                batch_size,
+            )?;
+            println!(
+                "embedded {} new images ({:.1} images/s) and {} new texts; {} images and {} texts were cached -> {}",
+                r.new_images, r.images_per_second, r.new_texts, r.cached_images, r.cached_texts, cache.display()
+            );
+            Ok(())
+        }
+        Command::TrainReward {
+            labels,
+            manifest,
+            embeddings,
+            out,
+            clip,
+            config,
+            vocabulary: vocab,
+            lambda,
+            temperature,
+            no_aux,
+            half_data,
+            epochs,
+            seed,
+            device,
+        } => {
+            let mut opts: RewardTrainOptions = match &config {
+                Some(p) => crate::config::load(p)?,
+                None => {
+                    crate::config::parse(DEFAULT_REWARD_CONFIG, "the built-in configs/reward.json")?
+                }
+            };
+            opts.lambda = if no_aux {
+                0.0
+            } else {
+                lambda.unwrap_or(opts.lambda)
+            };
+            opts.temperature = temperature.unwrap_or(opts.temperature);
+            opts.half_data |= half_data;
+            opts.epochs = epochs.unwrap_or(opts.epochs);
+            opts.seed = seed.unwrap_or(opts.seed);
+            let vocab = vocabulary(vocab.as_deref())?;
+            let inputs = train_reward::TrainRewardInputs {
+                labels: &labels,
+                manifest: &manifest,
+                embeddings: &embeddings,
+                clip: &clip,
+                vocab: &vocab,
+                out: &out,
+            };
+            let r = train_reward::run(&inputs, &opts, &select_device(&device)?)?;
+            println!(
+                "reward model -> {} (best epoch {} of {}, {:.1} s): val MSE {:.4}, accuracy {:.3}",
+                out.display(),
+                r.best_epoch,
+                r.epochs.len(),
+                r.seconds,
+                r.val.mse,
+                r.val.accuracy
+            );
+            for (split, p) in &r.val.preference {
+                println!(
+                    "  preference accuracy ({split}): {:.3} [{:.3}, {:.3}] over {} pairs",
+                    p.value, p.lo, p.hi, p.n
+                );
+            }
+            Ok(())
+        }
+        Command::Score {
+            manifest,
+            reward,
+            embeddings,
+            out,
+            clip,
+            batch_size,
+            device,
+        } => {
+            let dev = select_device(&device.device)?;
+            let embedder = ClipEmbedder::load(&clip, parse_dtype(&device.dtype)?, &dev)?;
+            let scores = score::run(&embedder, &reward, &manifest, &embeddings, batch_size, &out)?;
+            let mean =
+                scores.iter().map(|s| s.reward as f64).sum::<f64>() / scores.len().max(1) as f64;
+            println!(
+                "{} images scored (mean reward {mean:.4}) -> {}",
+                scores.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::RejectionSample {
+            manifest,
+            scores,
+            keep,
+            out,
+            seed,
+        } => {
+            let r = rejection::run(&manifest, &scores, keep, seed, &out)?;
+            println!(
+                "kept {} of each prompt's images for {} prompts -> {}\nmean reward: top-{keep} {:.4} ± {:.4}, random-{keep} {:.4} ± {:.4}",
+                keep, r.prompts, out.display(), r.top_k.mean, r.top_k.se, r.random_k.mean, r.random_k.se
+            );
+            Ok(())
+        }
+        Command::EvalReward {
+            labels,
+            scores,
+            out,
+            seed,
+        } => {
+            let r = eval_reward::run(&labels, &scores, seed)?;
+            println!("preference accuracy on {} labeled images (95% bootstrap interval over prompts)\n{}", r.labeled_images, r.table());
+            if let Some(out) = out {
+                crate::io::atomic::write_atomic(
+                    &out,
+                    serde_json::to_string_pretty(&r)?.as_bytes(),
+                )?;
+            }
             Ok(())
         }
     }

@@ -5,6 +5,7 @@
 //! per subcommand) and `cli` (argument parsing only).
 
 pub mod cli;
+pub mod config;
 pub mod diffusion;
 pub mod embed;
 pub mod feedback;
@@ -12,6 +13,7 @@ pub mod io;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;
+pub mod report;
 pub mod reward;
 pub mod runtime;
 pub mod stages;

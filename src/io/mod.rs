@@ -10,7 +10,7 @@
 //! - [`png_meta`]: saving PNGs with `tEXt`/`iTXt` metadata (prompt, seed, model, ...),
 //!   reading that metadata back, and loading RGB images with errors that name the file.
 //!
-//! - [`manifest`]: the image manifest record that stages exchange.
+//! - [`manifest`], [`scores`]: the per-image records that stages exchange.
 //!
 //! Nothing here knows about models or tensors; errors are `anyhow` and always name the path.
 
@@ -18,3 +18,4 @@ pub mod atomic;
 pub mod jsonl;
 pub mod manifest;
 pub mod png_meta;
+pub mod scores;

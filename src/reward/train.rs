@@ -3,9 +3,10 @@
 //! P(i | x) = softmax_j(r(x, z_j) / T). Train / validation split by prompt, AdamW, seeded order,
 //! early stopping on the validation loss (the best epoch's weights are kept).
 
+use super::metrics::{preference_accuracy, Judged};
 use super::model::{RewardConfig, RewardModel};
 use crate::prompts::{Category, Split};
-use crate::stats::{clustered_proportion, Proportion};
+use crate::stats::Proportion;
 use crate::train::optim::{AdamW, AdamWConfig};
 use crate::weights::{Mode, ParamStore};
 use anyhow::{bail, Result};
@@ -250,52 +251,6 @@ pub fn predict(model: &RewardModel, data: &RewardData, idx: &[usize]) -> Result<
     Ok(out)
 }
 
-/// Preference accuracy of any scorer over (good, bad) pairs of the same prompt, per split, with
-/// a bootstrap interval over prompts. Ties count one half.
-pub fn preference_accuracy(
-    examples: &[&Example],
-    scores: &[f32],
-    seed: u64,
-) -> BTreeMap<String, Proportion> {
-    let mut by_prompt: BTreeMap<(&str, Split), Vec<(f32, f32)>> = BTreeMap::new();
-    for (e, s) in examples.iter().zip(scores) {
-        by_prompt
-            .entry((e.prompt_id.as_str(), e.split))
-            .or_default()
-            .push((e.target, *s));
-    }
-    let mut clusters: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for ((_, split), items) in by_prompt {
-        let (mut right, mut total) = (0.0, 0.0);
-        for (_, sg) in items.iter().filter(|i| i.0 > 0.5) {
-            for (_, sb) in items.iter().filter(|i| i.0 <= 0.5) {
-                total += 1.0;
-                right += if sg > sb {
-                    1.0
-                } else if sg == sb {
-                    0.5
-                } else {
-                    0.0
-                };
-            }
-        }
-        if total > 0.0 {
-            clusters
-                .entry(split.as_str().to_string())
-                .or_default()
-                .push((right, total));
-            clusters
-                .entry("all".to_string())
-                .or_default()
-                .push((right, total));
-        }
-    }
-    clusters
-        .into_iter()
-        .map(|(k, c)| (k, clustered_proportion(&c, 1000, seed)))
-        .collect()
-}
-
 pub fn evaluate(
     model: &RewardModel,
     data: &RewardData,
@@ -342,7 +297,18 @@ pub fn evaluate(
         pc_loss: if pc_n > 0.0 { pc_sum / pc_n } else { f64::NAN },
         accuracy,
         n: ex.len(),
-        preference: preference_accuracy(&ex, &scores, opts.seed),
+        preference: preference_accuracy(
+            &ex.iter()
+                .zip(&scores)
+                .map(|(e, s)| Judged {
+                    prompt: &e.prompt_id,
+                    split: e.split,
+                    target: e.target,
+                    score: *s,
+                })
+                .collect::<Vec<_>>(),
+            opts.seed,
+        ),
     })
 }
 

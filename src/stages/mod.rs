@@ -1,7 +1,13 @@
-//! One module per subcommand. Stages exchange files (prompts JSONL, image manifests, weights),
-//! never each other's internals.
+//! One module per subcommand. Stages exchange files (prompts JSONL, image manifests, feedback,
+//! embedding caches, weights, scores), never each other's internals.
 
 pub mod demo;
+pub mod embed;
+pub mod eval_reward;
+pub mod feedback_import;
 pub mod generate;
 pub mod init_tiny;
 pub mod prompts;
+pub mod rejection;
+pub mod score;
+pub mod train_reward;

@@ -8,3 +8,4 @@ mod loading;
 mod parity;
 mod preprocess;
 mod reward;
+mod reward_stages;
