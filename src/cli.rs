@@ -45,13 +45,13 @@ pub struct DeviceArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the pipeline on the embedded tiny model (init-tiny, prompts, generate)
+    /// Run the pipeline on the embedded tiny models: prompts to generate to reward to scores
     Demo {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 4)]
         images_per_prompt: u32,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 10)]
         steps: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -401,7 +401,12 @@ pub fn main() -> Result<()> {
                 vocab: &vocab,
                 out: &out,
             };
-            let r = train_reward::run(&inputs, &opts, &select_device(&device)?)?;
+            let r = train_reward::run(&inputs, &opts, &select_device(&device)?, |e| {
+                eprintln!(
+                    "epoch {:>3}: train mse {:.4} pc {:.4} | val mse {:.4} pc {:.4} acc {:.3}",
+                    e.epoch, e.train_mse, e.train_pc, e.val_mse, e.val_pc, e.val_accuracy
+                )
+            })?;
             println!(
                 "reward model -> {} (best epoch {} of {}, {:.1} s): val MSE {:.4}, accuracy {:.3}",
                 out.display(),

@@ -81,10 +81,50 @@ impl RewardModel {
         Ok(candle_nn::ops::sigmoid(&h.squeeze(D::Minus1)?)?)
     }
 
-    /// Rewards for matched (image, text) rows: (B, Di), (B, Dt) -> (B,).
+    /// Rewards for matched (image, text) rows: (B, Di), (B, Dt) -> (B,). One matmul per layer
+    /// on the concatenated input (the same function as `score_candidates` with one candidate).
     pub fn score(&self, image: &Tensor, text: &Tensor) -> Result<Tensor> {
-        Ok(self
-            .score_candidates(image, &text.unsqueeze(1)?)?
-            .squeeze(1)?)
+        let mut h = Tensor::cat(&[normalize(image)?, normalize(text)?], 1)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+        }
+        Ok(candle_nn::ops::sigmoid(&h.squeeze(D::Minus1)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::{Mode, ParamStore};
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn both_scoring_paths_agree() {
+        let store = ParamStore::random(0, "r", Mode::Frozen, DType::F32, &Device::Cpu);
+        let m = RewardModel::new(
+            store.var_builder(),
+            &RewardConfig {
+                image_dim: 6,
+                text_dim: 5,
+                hidden: vec![8, 4],
+            },
+        )
+        .unwrap();
+        let img = Tensor::randn(0f32, 1., (3, 6), &Device::Cpu).unwrap();
+        let txt = Tensor::randn(0f32, 1., (3, 2, 5), &Device::Cpu).unwrap();
+        let many = m.score_candidates(&img, &txt).unwrap();
+        let one = m
+            .score(&img, &txt.narrow(1, 1, 1).unwrap().squeeze(1).unwrap())
+            .unwrap();
+        let d = (many.narrow(1, 1, 1).unwrap().squeeze(1).unwrap() - one)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
     }
 }

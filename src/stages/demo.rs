@@ -1,60 +1,232 @@
-//! `rlhf-t2i demo`: the pipeline so far on the embedded tiny model, start to end on a CPU:
-//! init-tiny, prompts (the 120 evaluation prompts), generate.
+//! `rlhf-t2i demo`: the pipeline so far on the embedded tiny models, start to end on a CPU:
+//! init-tiny, prompts, generate, feedback (from a scripted stand-in labeler), embed,
+//! train-reward, score, rejection sampling and the reward's preference accuracy.
+//!
+//! The tiny models are random, so their pictures are noise: the demo shows the machinery and
+//! the file formats, not alignment. The stand-in labeler prefers redder images, a property the
+//! reward could learn, though the random tiny CLIP keeps little of it; real runs use human
+//! feedback (`feedback import`).
 
 use super::generate::{self, GenerateOptions};
 use super::init_tiny::write_tiny_models;
 use super::prompts::{self as prompt_stage, PromptSet};
+use super::{embed, eval_reward, feedback_import, rejection, score, train_reward};
 use crate::diffusion::sampler::{SampleSettings, SchedulerKind};
+use crate::embed::embedder::ClipEmbedder;
+use crate::feedback::{now_rfc3339, FeedbackRecord, Label, Policy};
+use crate::io::atomic::AppendLog;
+use crate::io::jsonl::read_jsonl;
+use crate::io::manifest::ImageRecord;
 use crate::pipeline::StableDiffusion;
+use crate::prompts::Vocabulary;
+use crate::reward::train::RewardTrainOptions;
 use crate::weights::{Mode, ModelSource};
 use anyhow::Result;
 use candle_core::{DType, Device};
 use std::path::Path;
 
+/// Mean of red minus the other two channels: what the stand-in labeler likes.
+pub fn redness(path: &Path) -> Result<f64> {
+    let img = crate::io::png_meta::load_rgb(path)?;
+    let n = (img.width() * img.height()).max(1) as f64;
+    Ok(img
+        .pixels()
+        .map(|p| p[0] as f64 - (p[1] as f64 + p[2] as f64) / 2.0)
+        .sum::<f64>()
+        / n)
+}
+
+/// Two scripted labelers who call an image good when it is redder than about half of all the
+/// images; they disagree near the threshold, and the second skips one image in eleven.
+fn scripted_feedback(records: &[ImageRecord], root: &Path, out: &Path) -> Result<()> {
+    let reds = records
+        .iter()
+        .map(|r| redness(&root.join(&r.path)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut sorted = reds.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (lo, hi) = (
+        sorted[sorted.len() * 45 / 100],
+        sorted[sorted.len() * 55 / 100],
+    );
+    let (mut log, _) = AppendLog::open(out)?;
+    for (i, (r, red)) in records.iter().zip(&reds).enumerate() {
+        for (labeler, threshold) in [("scripted-a", lo), ("scripted-b", hi)] {
+            let label = if labeler == "scripted-b" && i % 11 == 0 {
+                Label::Skip
+            } else if *red >= threshold {
+                Label::Good
+            } else {
+                Label::Bad
+            };
+            log.append(&FeedbackRecord {
+                image_id: r.id.clone(),
+                prompt: r.prompt.clone(),
+                labeler: labeler.into(),
+                label,
+                timestamp: now_rfc3339(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) -> Result<()> {
     let t0 = std::time::Instant::now();
-    println!(
-        "[1/3] init-tiny: writing a seeded tiny SD + CLIP to {}",
-        out.join("models").display()
-    );
+    let step =
+        |n: usize, what: &str| println!("\n[{n}/8] {what} ({:.0} s)", t0.elapsed().as_secs_f64());
+    step(1, "init-tiny: a seeded tiny SD + CLIP");
     let tiny = write_tiny_models(&out.join("models"), 0)?;
+    println!("  {}\n  {}", tiny.sd.display(), tiny.clip.display());
 
-    let prompts_path = out.join("prompts/eval.jsonl");
-    let (prompts, table) = prompt_stage::run(PromptSet::Eval, None, 0, None, &prompts_path)?;
-    println!(
-        "[2/3] prompts: {} evaluation prompts (Table 4) -> {}\n{table}",
-        prompts.len(),
-        prompts_path.display()
+    step(2, "prompts: 48 training prompts spread over the categories");
+    let prompts_path = out.join("prompts/train.jsonl");
+    let (_, table) = prompt_stage::run(PromptSet::Train, None, 0, Some(48), &prompts_path)?;
+    print!("{table}");
+
+    step(
+        3,
+        &format!(
+            "generate: {images_per_prompt} images per prompt, {steps} DDIM steps, guidance 7.5"
+        ),
     );
-
     let sd = StableDiffusion::load(
         &ModelSource::Local(tiny.sd.clone()),
         Mode::Frozen,
         DType::F32,
         device,
     )?;
-    let opts = GenerateOptions {
-        prompts: prompts_path,
-        out: out.join("generated"),
-        images_per_prompt: Some(images_per_prompt),
-        seed: 0,
-        sampling: SampleSettings {
-            scheduler: SchedulerKind::Ddim,
-            steps,
-            guidance: 7.5,
-            eta: 0.0,
+    let gen = generate::run(
+        &sd,
+        &GenerateOptions {
+            prompts: prompts_path,
+            out: out.join("generated"),
+            images_per_prompt: Some(images_per_prompt),
+            seed: 0,
+            sampling: SampleSettings {
+                scheduler: SchedulerKind::Ddim,
+                steps,
+                guidance: 7.5,
+                eta: 0.0,
+            },
+            batch_size: 16,
+            size: None,
+            model_name: tiny.sd.display().to_string(),
         },
-        batch_size: 16,
-        size: None,
-        model_name: tiny.sd.display().to_string(),
-    };
-    let report = generate::run(&sd, &opts)?;
+    )?;
     println!(
-        "[3/3] generate: {} new images ({} already there), {:.1} images/s, {} DDIM steps, guidance 7.5",
-        report.generated, report.already_done, report.images_per_second, steps
+        "  {} new images ({} already there), {:.1} images/s -> {}",
+        gen.generated,
+        gen.already_done,
+        gen.images_per_second,
+        gen.manifest.display()
     );
+
+    step(
+        4,
+        "feedback: two scripted stand-in labelers (they prefer redder images), then import",
+    );
+    let manifest = gen.manifest.clone();
+    let records: Vec<ImageRecord> = read_jsonl(&manifest)?;
+    let feedback = out.join("feedback/answers.jsonl");
+    if feedback.exists() {
+        std::fs::remove_file(&feedback)?;
+    }
+    scripted_feedback(&records, &out.join("generated"), &feedback)?;
+    let labels = out.join("feedback/labels.jsonl");
+    let imported =
+        feedback_import::run(&manifest, &[feedback], Policy::Majority, false, 0, &labels)?;
+    print!(
+        "  {} answers -> {} labels ({} dropped)\n{}",
+        imported.answers,
+        imported.labels.len(),
+        imported.dropped,
+        imported.table
+    );
+
+    step(
+        5,
+        "embed: tiny-CLIP embeddings of images, prompts and perturbed prompts",
+    );
+    let clip_name = tiny.clip.display().to_string();
+    let embedder = ClipEmbedder::load(&clip_name, DType::F32, device)?;
+    let cache = out.join("embeddings.safetensors");
+    let vocab = Vocabulary::builtin();
+    let e = embed::run(&embedder, &manifest, &cache, &vocab, 64)?;
+    println!(
+        "  {} images, {} texts -> {}",
+        e.new_images + e.cached_images,
+        e.new_texts + e.cached_texts,
+        cache.display()
+    );
+
+    step(
+        6,
+        "train-reward: MLP on the embeddings, MSE + 0.5 x prompt classification",
+    );
+    let reward_dir = out.join("reward");
+    let opts = RewardTrainOptions {
+        hidden: vec![256, 256],
+        epochs: 30,
+        patience: 30,
+        batch_size: 32,
+        val_fraction: 0.2,
+        ..Default::default()
+    };
+    let inputs = train_reward::TrainRewardInputs {
+        labels: &labels,
+        manifest: &manifest,
+        embeddings: &cache,
+        clip: &clip_name,
+        vocab: &vocab,
+        out: &reward_dir,
+    };
+    let r = train_reward::run(&inputs, &opts, device, |_| {})?;
+    println!(
+        "  best epoch {} of {}: val MSE {:.4}, val accuracy {:.3} -> {}",
+        r.best_epoch,
+        r.epochs.len(),
+        r.val.mse,
+        r.val.accuracy,
+        reward_dir.display()
+    );
+
+    step(
+        7,
+        "score + rejection sampling: keep the best half of each prompt's images by reward",
+    );
+    let scores = out.join("scores.jsonl");
+    score::run(&embedder, &reward_dir, &manifest, &cache, 64, &scores)?;
+    let keep = (images_per_prompt as usize / 2).max(1);
+    let rej = rejection::run(
+        &manifest,
+        &scores,
+        keep,
+        0,
+        &out.join("generated/selected.jsonl"),
+    )?;
+    println!(
+        "  mean reward: top-{keep} {:.3} ± {:.3}, random-{keep} {:.3} ± {:.3}",
+        rej.top_k.mean, rej.top_k.se, rej.random_k.mean, rej.random_k.se
+    );
+
+    step(
+        8,
+        "eval-reward: preference accuracy of the reward vs the CLIP score on labeled pairs",
+    );
+    let ev = eval_reward::run(&labels, &scores, 0)?;
+    print!("{}", ev.table());
+    println!(
+        "  (train and validation pairs together; see {} for the held-out figures)",
+        reward_dir.join("metrics.json").display()
+    );
+
     println!("\nimages:   {}", out.join("generated/images").display());
-    println!("manifest: {}", report.manifest.display());
+    println!("manifest: {}", manifest.display());
+    println!(
+        "reward:   {} (curves.svg, metrics.json)",
+        reward_dir.display()
+    );
     println!("done in {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::report::plot::{line_chart, Series};
 use crate::reward::data::build;
 use crate::reward::model::RewardConfig;
 use crate::reward::saved::{save, SavedRewardConfig};
-use crate::reward::train::{train, RewardTrainOptions, TrainReport};
+use crate::reward::train::{train, EpochLog, RewardTrainOptions, TrainReport};
 use anyhow::Result;
 use candle_core::Device;
 use std::path::Path;
@@ -26,22 +26,19 @@ pub struct TrainRewardInputs<'a> {
     pub out: &'a Path,
 }
 
+/// Train and write everything; `on_epoch` sees each epoch's losses (the CLI prints them).
 pub fn run(
     inputs: &TrainRewardInputs,
     opts: &RewardTrainOptions,
     device: &Device,
+    on_epoch: impl FnMut(&EpochLog),
 ) -> Result<TrainReport> {
     let labels: Vec<TrainingLabel> = read_jsonl(inputs.labels)?;
     let cache = EmbeddingCache::open(inputs.embeddings, inputs.clip)?;
     let root = inputs.manifest.parent().unwrap_or(Path::new("."));
     let data = build(&labels, root, &cache, inputs.vocab, device)?;
     std::fs::create_dir_all(inputs.out)?;
-    let (model, params, report) = train(&data, opts, |e| {
-        eprintln!(
-            "epoch {:>3}: train mse {:.4} pc {:.4} | val mse {:.4} pc {:.4} acc {:.3}",
-            e.epoch, e.train_mse, e.train_pc, e.val_mse, e.val_pc, e.val_accuracy
-        )
-    })?;
+    let (model, params, report) = train(&data, opts, on_epoch)?;
     let config = SavedRewardConfig {
         model: RewardConfig {
             ..model.config.clone()
@@ -55,7 +52,7 @@ pub fn run(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     write_jsonl(&inputs.out.join("train_log.jsonl"), &report.epochs)?;
-    let series = |name: &'static str, f: fn(&crate::reward::train::EpochLog) -> f64| Series {
+    let series = |name: &'static str, f: fn(&EpochLog) -> f64| Series {
         name,
         points: report
             .epochs

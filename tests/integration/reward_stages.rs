@@ -140,6 +140,7 @@ fn reward_stages_chain_on_tiny_models() {
             ..opts
         },
         &Device::Cpu,
+        |_| {},
     )
     .unwrap();
     assert!(report.epochs.iter().map(|e| e.train_mse).last().unwrap() < report.epochs[0].train_mse);
