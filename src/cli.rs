@@ -21,6 +21,8 @@ pub const DEFAULT_MODEL: &str = "stable-diffusion-v1-5/stable-diffusion-v1-5";
 pub const DEFAULT_CLIP: &str = "openai/clip-vit-large-patch14";
 /// The reward-training defaults, with the reasons for each value.
 pub const DEFAULT_REWARD_CONFIG: &str = include_str!("../configs/reward.json");
+/// The paper's fine-tuning settings, with the assumptions marked.
+pub const PAPER_CONFIG: &str = include_str!("../configs/paper.json");
 
 #[derive(Parser)]
 #[command(
@@ -212,6 +214,56 @@ pub enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Fine-tune the UNet: reward-weighted denoising loss on generated images + beta x pre-training loss
+    Finetune {
+        /// The base model: hub repo id or local diffusers folder
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Manifest of the generated images (D_model)
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Weights from `score` (the learned reward)
+        #[arg(long, conflicts_with = "labels")]
+        scores: Option<PathBuf>,
+        /// Weights from `feedback import` (raw human labels; unlabeled images are left out)
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Pre-training image-text set (D_pre): webdataset .tar folder, or images + captions.jsonl
+        #[arg(long)]
+        pretrain: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Settings (JSON); default: the built-in configs/paper.json
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Continue from the newest checkpoint under OUT/checkpoints
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        beta: Option<f64>,
+        #[arg(long, value_enum)]
+        precision: Option<crate::finetune::config::Precision>,
+        #[arg(long)]
+        model_batch: Option<usize>,
+        #[arg(long)]
+        pre_batch: Option<usize>,
+        #[arg(long)]
+        grad_accum: Option<usize>,
+        #[arg(long)]
+        ema_decay: Option<f64>,
+        #[arg(long)]
+        cache_latents: bool,
+        #[arg(long)]
+        checkpoint_every: Option<u64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
 }
 
@@ -473,6 +525,66 @@ pub fn main() -> Result<()> {
                     serde_json::to_string_pretty(&r)?.as_bytes(),
                 )?;
             }
+            Ok(())
+        }
+        Command::Finetune {
+            model,
+            manifest,
+            scores,
+            labels,
+            pretrain,
+            out,
+            config,
+            resume,
+            steps,
+            lr,
+            beta,
+            precision,
+            model_batch,
+            pre_batch,
+            grad_accum,
+            ema_decay,
+            cache_latents,
+            checkpoint_every,
+            seed,
+            device,
+        } => {
+            let mut c: crate::finetune::config::FinetuneConfig = match &config {
+                Some(p) => crate::config::load(p)?,
+                None => crate::config::parse(PAPER_CONFIG, "the built-in configs/paper.json")?,
+            };
+            c.steps = steps.unwrap_or(c.steps);
+            c.optim.lr = lr.unwrap_or(c.optim.lr);
+            c.beta = beta.unwrap_or(c.beta);
+            c.precision = precision.unwrap_or(c.precision);
+            c.model_batch = model_batch.unwrap_or(c.model_batch);
+            c.pre_batch = pre_batch.unwrap_or(c.pre_batch);
+            c.grad_accum = grad_accum.unwrap_or(c.grad_accum);
+            c.ema_decay = ema_decay.or(c.ema_decay);
+            c.cache_latents |= cache_latents;
+            c.checkpoint_every = checkpoint_every.unwrap_or(c.checkpoint_every);
+            c.seed = seed.unwrap_or(c.seed);
+            let weights = match (scores, labels) {
+                (Some(s), _) => crate::finetune::data::Weights::Scores(s),
+                (None, Some(l)) => crate::finetune::data::Weights::Labels(l),
+                (None, None) => anyhow::bail!("give --scores (learned reward) or --labels (human labels) as the images' weights"),
+            };
+            let inputs = crate::stages::finetune::FinetuneInputs {
+                model,
+                manifest,
+                weights,
+                pretrain,
+                out,
+                resume,
+            };
+            let r = crate::stages::finetune::run(&inputs, &c, &select_device(&device)?, true)?;
+            if let Some(last) = r.steps.last() {
+                println!("step {}: loss {:.4} (reward-weighted {:.4}, pre-training {:.4}), {:.1} images/s", last.step, last.loss, last.loss_model, last.loss_pre, last.images_per_s);
+            }
+            println!(
+                "fine-tuned model -> {} (metrics.jsonl, curves.svg, checkpoints/ beside it)",
+                r.model_dir.display()
+            );
             Ok(())
         }
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod diffusion;
 pub mod embed;
 pub mod feedback;
+pub mod finetune;
 pub mod io;
 pub mod models;
 pub mod pipeline;

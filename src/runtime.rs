@@ -76,6 +76,22 @@ pub fn rng(seed: u64) -> Rng64 {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
+/// A seed for one named stream of a run (e.g. the noise of micro-step 412), derived from the run
+/// seed by SplitMix64 mixing: streams are independent of each other and of the order in which
+/// they are drawn, so a resumed run draws exactly what an uninterrupted one would.
+pub fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
+    let mut z = seed;
+    for &p in parts {
+        z = z
+            .wrapping_add(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(p.wrapping_mul(0xd1b5_4a32_d192_ed03));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+    }
+    z
+}
+
 /// Standard-normal tensor drawn from `rng` on the CPU (f32), then moved to `device` in `dtype`.
 pub fn randn(rng: &mut Rng64, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();

@@ -222,14 +222,22 @@ fn batch_losses(
         .index_select(&u32_tensor(cand, dev)?, 0)?
         .reshape((g, k, ()))?;
     let scores = model.score_candidates(&gimg, &ctxt)?;
-    let pc = prompt_classification_loss(&scores, &Tensor::from_vec(mask, (g, k), dev)?, opts.temperature)?;
+    let pc = prompt_classification_loss(
+        &scores,
+        &Tensor::from_vec(mask, (g, k), dev)?,
+        opts.temperature,
+    )?;
     Ok(Losses { mse, pc: Some(pc) })
 }
 
 /// L_pc: mean over images of -log softmax_j(r(x, z_j) / T) at j = 0, the image's own prompt.
 /// `scores` (G, K) are rewards against [own prompt, perturbations...]; `mask` (G, K) is 0 for
 /// real candidates and a large negative number for padding.
-pub fn prompt_classification_loss(scores: &Tensor, mask: &Tensor, temperature: f64) -> Result<Tensor> {
+pub fn prompt_classification_loss(
+    scores: &Tensor,
+    mask: &Tensor,
+    temperature: f64,
+) -> Result<Tensor> {
     let logits = ((scores / temperature)? + mask)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     Ok(logp.narrow(1, 0, 1)?.mean_all()?.neg()?)
@@ -247,11 +255,19 @@ mod tests {
         let dev = Device::Cpu;
         let scores = Tensor::new(&[[0.9f32, 0.5, 0.1], [0.6, 0.8, 0.0]], &dev).unwrap();
         let mask = Tensor::new(&[[0f32, 0.0, 0.0], [0.0, 0.0, -1e4]], &dev).unwrap();
-        let l = prompt_classification_loss(&scores, &mask, 0.1).unwrap().to_scalar::<f32>().unwrap() as f64;
+        let l = prompt_classification_loss(&scores, &mask, 0.1)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
         let first = (1.0 + (-4f64).exp() + (-8f64).exp()).ln();
         let second = (1.0 + 2f64.exp()).ln(); // logits 6, 8: -log(e^6 / (e^6 + e^8))
         assert!((l - (first + second) / 2.0).abs() < 1e-5, "{l}");
-        let only_first = prompt_classification_loss(&scores.narrow(0, 0, 1).unwrap(), &mask.narrow(0, 0, 1).unwrap(), 0.1).unwrap();
+        let only_first = prompt_classification_loss(
+            &scores.narrow(0, 0, 1).unwrap(),
+            &mask.narrow(0, 0, 1).unwrap(),
+            0.1,
+        )
+        .unwrap();
         assert!((only_first.to_scalar::<f32>().unwrap() as f64 - 0.018_479_5).abs() < 1e-6);
     }
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod embed;
 pub mod eval_reward;
 pub mod feedback_import;
+pub mod finetune;
 pub mod generate;
 pub mod init_tiny;
 pub mod prompts;

@@ -94,12 +94,28 @@ impl AdamW {
     /// One update with learning rate `lr`; gradients are scaled by `grad_scale` first (for
     /// clipping or averaging accumulated gradients). Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {
+        let by_name: HashMap<String, Tensor> = self
+            .params
+            .iter()
+            .filter_map(|(n, p)| grads.get(p.as_tensor()).map(|g| (n.clone(), g.clone())))
+            .collect();
+        self.step_named(&by_name, lr, grad_scale)
+    }
+
+    /// As [`step`](Self::step), with gradients by parameter name (accumulated over micro-batches,
+    /// or computed on a half-precision copy of the parameters).
+    pub fn step_named(
+        &mut self,
+        grads: &HashMap<String, Tensor>,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
         let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
-        for (i, (_, p)) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(p.as_tensor()) else {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            let Some(g) = grads.get(name) else {
                 continue;
             };
             match &mut self.moments[i] {

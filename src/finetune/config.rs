@@ -1,0 +1,58 @@
+//! Fine-tuning settings. `configs/paper.json` holds the paper's (Section 3.3, Appendix D) and
+//! marks which values are assumptions.
+
+use crate::train::optim::AdamWConfig;
+use crate::train::schedule::Decay;
+use serde::{Deserialize, Serialize};
+
+/// Compute precision of the UNet's forward and backward; the optimiser always updates f32
+/// master weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneConfig {
+    pub optim: AdamWConfig,
+    pub warmup_steps: u64,
+    pub decay: Decay,
+    /// Optimiser steps in all.
+    pub steps: u64,
+    /// Generated (D_model) images per micro-batch.
+    pub model_batch: usize,
+    /// Pre-training (D_pre) images per micro-batch.
+    pub pre_batch: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub max_grad_norm: f64,
+    /// Weight beta of the pre-training loss (0 ignores D_pre).
+    pub beta: f64,
+    pub precision: Precision,
+    /// Exponential moving average of the weights (None = off); the EMA weights are the output.
+    pub ema_decay: Option<f64>,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub keep_checkpoints: usize,
+    /// Encode every image with the VAE once (posterior mean and std kept, sampled each use).
+    pub cache_latents: bool,
+}
+
+impl FinetuneConfig {
+    /// The settings a resumed run must share with the checkpoint it continues (all but the
+    /// length of the run and the checkpoint cadence).
+    pub fn resume_key(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for k in ["steps", "checkpoint_every", "keep_checkpoints"] {
+                m.remove(k);
+            }
+        }
+        v
+    }
+}

@@ -1,0 +1,519 @@
+//! The fine-tuning loop. Minimises, over the UNet only,
+//!   L = mean_{D_model} [ r(x, z) ||eps - eps_theta(x_t, t, z)||^2 ] + beta mean_{D_pre} [ ||...||^2 ]
+//! with per-sample uniform timesteps on the model's own noise schedule (epsilon or v target).
+//!
+//! Every random draw (data order, timesteps, noise, VAE posterior samples) comes from a stream
+//! derived from the seed and the micro-step, so a run resumed from a checkpoint draws exactly
+//! what an uninterrupted one would: on the CPU the result is bitwise the same.
+
+use super::config::{FinetuneConfig, Precision};
+use super::data::{load_square, to_tensor, Item};
+use crate::diffusion::NoiseSchedule;
+use crate::io::atomic::AppendLog;
+use crate::models::unet::UNet2DConditionModel;
+use crate::pipeline::{load_unet, StableDiffusion};
+use crate::runtime::{derive_seed, randn, rng};
+use crate::train::checkpoint;
+use crate::train::optim::AdamW;
+use crate::train::schedule::lr_at;
+use crate::weights::{Mode, ModelSource, ParamStore};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepLog {
+    pub step: u64,
+    pub loss: f64,
+    pub loss_model: f64,
+    pub loss_pre: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub images_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    step: u64,
+    config: FinetuneConfig,
+}
+
+/// The per-sample loss weights of one micro-batch: `r_i / n_model` for generated images,
+/// `beta / n_pre` for pre-training images, so that the sum is the paper's objective.
+pub fn sample_weights(rewards: &[f32], n_pre: usize, beta: f64) -> Vec<f32> {
+    let mut w: Vec<f32> = rewards
+        .iter()
+        .map(|r| r / rewards.len().max(1) as f32)
+        .collect();
+    w.extend(std::iter::repeat_n(
+        (beta / n_pre.max(1) as f64) as f32,
+        n_pre,
+    ));
+    w
+}
+
+/// sum_i w_i * mean_{c,h,w} (pred_i - target_i)^2 for a batch at per-sample timesteps, and the
+/// per-sample squared errors (for the log).
+#[allow(clippy::too_many_arguments)]
+pub fn weighted_denoising_loss(
+    unet: &UNet2DConditionModel,
+    schedule: &NoiseSchedule,
+    x0: &Tensor,
+    noise: &Tensor,
+    timesteps: &[u32],
+    context: &Tensor,
+    weights: &[f32],
+) -> Result<(Tensor, Vec<f32>)> {
+    let x_t = schedule.add_noise(x0, noise, timesteps)?;
+    let target = schedule.target(x0, noise, timesteps)?;
+    let t = crate::diffusion::schedule::timestep_tensor(timesteps, x0.device())?;
+    let pred = unet.forward(&x_t, &t, context)?;
+    let per_sample = (pred.to_dtype(DType::F32)? - target.to_dtype(DType::F32)?)?
+        .sqr()?
+        .flatten_from(1)?
+        .mean(D::Minus1)?;
+    let w = Tensor::from_slice(weights, weights.len(), x0.device())?;
+    let loss = (&per_sample * w)?.sum_all()?;
+    Ok((loss, per_sample.to_vec1()?))
+}
+
+pub struct Trainer<'a> {
+    pub config: FinetuneConfig,
+    sd: &'a StableDiffusion,
+    /// f32 master weights: what AdamW updates and what is saved.
+    master: ParamStore,
+    /// A half-precision copy the forward and backward run on, when precision is not f32.
+    half: Option<(UNet2DConditionModel, ParamStore)>,
+    opt: AdamW,
+    ema: Option<HashMap<String, Tensor>>,
+    model_data: Vec<Item>,
+    pre_data: Vec<Item>,
+    image_size: u32,
+    text_cache: HashMap<String, Tensor>,
+    latent_cache: HashMap<(bool, usize), (Tensor, Tensor)>,
+    pub step: u64,
+    out: PathBuf,
+}
+
+impl<'a> Trainer<'a> {
+    /// `sd` must have been loaded with a trainable f32 UNet. Resumes from the newest checkpoint
+    /// under `out/checkpoints` when `resume` is set.
+    pub fn new(
+        sd: &'a StableDiffusion,
+        config: FinetuneConfig,
+        model_data: Vec<Item>,
+        pre_data: Vec<Item>,
+        out: &Path,
+        resume: bool,
+    ) -> Result<Self> {
+        if config.model_batch == 0 || config.grad_accum == 0 {
+            bail!("model_batch and grad_accum must be at least 1");
+        }
+        if config.beta > 0.0 && config.pre_batch > 0 && pre_data.is_empty() {
+            bail!(
+                "beta = {} needs a pre-training data set (--pretrain)",
+                config.beta
+            );
+        }
+        let master = sd.unet_params.clone();
+        if master.dtype() != DType::F32 || master.named_vars().is_empty() {
+            bail!("fine-tuning needs the UNet loaded trainable in f32 (master weights)");
+        }
+        let half = match config.precision {
+            Precision::F32 => None,
+            p => {
+                let dtype = if p == Precision::Bf16 {
+                    DType::BF16
+                } else {
+                    DType::F16
+                };
+                let (unet, store) = load_unet(&sd.source, Mode::Trainable, dtype, &sd.device)?;
+                Some((unet, store))
+            }
+        };
+        let opt = AdamW::new(master.named_vars(), config.optim)?;
+        let ema = match config.ema_decay {
+            Some(_) => Some(
+                master
+                    .named_tensors()
+                    .into_iter()
+                    .map(|(k, t)| Ok((k, t.copy()?)))
+                    .collect::<Result<_>>()?,
+            ),
+            None => None,
+        };
+        let image_size = sd.image_size() as u32;
+        let mut t = Self {
+            config,
+            sd,
+            master,
+            half,
+            opt,
+            ema,
+            model_data,
+            pre_data,
+            image_size,
+            text_cache: HashMap::new(),
+            latent_cache: HashMap::new(),
+            step: 0,
+            out: out.to_path_buf(),
+        };
+        if resume {
+            t.resume()?;
+        }
+        t.sync_half()?;
+        Ok(t)
+    }
+
+    fn checkpoints_dir(&self) -> PathBuf {
+        self.out.join("checkpoints")
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        let Some(&last) = checkpoint::list(&self.checkpoints_dir())?.last() else {
+            eprintln!(
+                "note: --resume given but {} has no checkpoint; starting at step 0",
+                self.checkpoints_dir().display()
+            );
+            return Ok(());
+        };
+        let dir = self.checkpoints_dir().join(checkpoint::dir_name(last));
+        let mut names = vec!["unet", "optimizer"];
+        if self.ema.is_some() {
+            names.push("ema");
+        }
+        let (files, state): (_, CheckpointState) = checkpoint::load(&dir, &names)?;
+        if state.config.resume_key() != self.config.resume_key() {
+            bail!("{} was made with other settings ({:?}) than this run ({:?}): resume with the same settings or use another --out", dir.display(), state.config, self.config);
+        }
+        for (name, var) in self.master.named_vars() {
+            let t = files["unet"]
+                .get(&name)
+                .with_context(|| format!("{}: no weights for `{name}`", dir.display()))?;
+            var.set(&t.to_device(&self.sd.device)?)?;
+        }
+        self.opt.load_state(&files["optimizer"])?;
+        if let Some(ema) = &mut self.ema {
+            for (k, v) in ema.iter_mut() {
+                *v = files["ema"]
+                    .get(k)
+                    .with_context(|| format!("{}: no EMA weights for `{k}`", dir.display()))?
+                    .to_device(&self.sd.device)?;
+            }
+        }
+        self.step = state.step;
+        eprintln!("resumed from {} at step {}", dir.display(), self.step);
+        Ok(())
+    }
+
+    fn sync_half(&self) -> Result<()> {
+        if let Some((_, store)) = &self.half {
+            let master: HashMap<String, candle_core::Var> =
+                self.master.named_vars().into_iter().collect();
+            for (name, var) in store.named_vars() {
+                var.set(&master[&name].as_tensor().to_dtype(var.dtype())?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unet(&self) -> &UNet2DConditionModel {
+        self.half.as_ref().map_or(&self.sd.unet, |(u, _)| u)
+    }
+
+    fn compute_dtype(&self) -> DType {
+        self.half.as_ref().map_or(DType::F32, |(_, s)| s.dtype())
+    }
+
+    /// The indices of `n` items of a data set for micro-step `micro`, from seeded per-epoch
+    /// permutations.
+    fn pick(&self, len: usize, n: usize, micro: u64, stream: u64) -> Vec<usize> {
+        (0..n as u64)
+            .map(|j| {
+                let global = micro * n as u64 + j;
+                let (epoch, pos) = (global / len as u64, (global % len as u64) as usize);
+                let mut perm: Vec<usize> = (0..len).collect();
+                perm.shuffle(&mut rng(derive_seed(self.config.seed, &[stream, epoch])));
+                perm[pos]
+            })
+            .collect()
+    }
+
+    fn text_states(&mut self, captions: &[&str]) -> Result<Tensor> {
+        let missing: Vec<&str> = captions
+            .iter()
+            .copied()
+            .filter(|c| !self.text_cache.contains_key(*c))
+            .collect();
+        if !missing.is_empty() {
+            let states = self.sd.encode_prompts(&missing)?;
+            for (i, c) in missing.iter().enumerate() {
+                self.text_cache.insert(c.to_string(), states.get(i)?);
+            }
+        }
+        Ok(Tensor::stack(
+            &captions
+                .iter()
+                .map(|c| self.text_cache[*c].clone())
+                .collect::<Vec<_>>(),
+            0,
+        )?)
+    }
+
+    /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
+    /// with noise from `r`.
+    fn latents(
+        &mut self,
+        pre: bool,
+        idx: &[usize],
+        r: &mut crate::runtime::Rng64,
+    ) -> Result<Tensor> {
+        let mut out = Vec::with_capacity(idx.len());
+        for &i in idx {
+            let key = (pre, i);
+            let (mean, std) = match self.latent_cache.get(&key) {
+                Some(ms) => ms.clone(),
+                None => {
+                    let item = if pre {
+                        &self.pre_data[i]
+                    } else {
+                        &self.model_data[i]
+                    };
+                    let img = load_square(&item.source, self.image_size).with_context(|| {
+                        format!("loading training image {}", item.source.describe())
+                    })?;
+                    let x = to_tensor(&img, &self.sd.device)?
+                        .unsqueeze(0)?
+                        .to_dtype(self.sd.dtype)?;
+                    let d = self.sd.vae.encode(&x)?;
+                    let ms = (d.mean.squeeze(0)?, d.std.squeeze(0)?);
+                    if self.config.cache_latents {
+                        self.latent_cache.insert(key, ms.clone());
+                    }
+                    ms
+                }
+            };
+            let eps = randn(r, mean.dims(), mean.dtype(), mean.device())?;
+            out.push((mean + (std * eps)?)?);
+        }
+        Ok((Tensor::stack(&out, 0)? * self.sd.vae.config.scaling_factor)?)
+    }
+
+    /// Forward and backward of one micro-batch; returns (loss, model part, pre part, grads).
+    fn micro_step(&mut self, micro: u64) -> Result<(f64, f64, f64, HashMap<String, Tensor>)> {
+        let c = self.config.clone();
+        let mut r = rng(derive_seed(c.seed, &[micro, 0]));
+        let mi = self.pick(self.model_data.len(), c.model_batch, micro, 1);
+        let use_pre = c.beta > 0.0 && c.pre_batch > 0;
+        let pi = if use_pre {
+            self.pick(self.pre_data.len(), c.pre_batch, micro, 2)
+        } else {
+            vec![]
+        };
+        let mut x0 = self.latents(false, &mi, &mut r)?;
+        let model_caps: Vec<String> = mi
+            .iter()
+            .map(|&i| self.model_data[i].caption.clone())
+            .collect();
+        let mut caps: Vec<&str> = model_caps.iter().map(String::as_str).collect();
+        let pre_caps: Vec<String> = pi
+            .iter()
+            .map(|&i| self.pre_data[i].caption.clone())
+            .collect();
+        if use_pre {
+            x0 = Tensor::cat(&[x0, self.latents(true, &pi, &mut r)?], 0)?;
+            caps.extend(pre_caps.iter().map(String::as_str));
+        }
+        let rewards: Vec<f32> = mi.iter().map(|&i| self.model_data[i].weight).collect();
+        let weights = sample_weights(&rewards, pi.len(), c.beta);
+        let b = x0.dim(0)?;
+        let shape = x0.dims()[1..].to_vec();
+        let timesteps: Vec<u32> = (0..b)
+            .map(|_| r.random_range(0..self.sd.schedule.num_train_timesteps() as u32))
+            .collect();
+        let noise = Tensor::stack(
+            &(0..b)
+                .map(|_| randn(&mut r, &shape, DType::F32, &self.sd.device))
+                .collect::<Result<Vec<_>>>()?,
+            0,
+        )?;
+        let context = self.text_states(&caps)?;
+        let dtype = self.compute_dtype();
+        let (x0, noise, context) = (
+            x0.to_dtype(dtype)?,
+            noise.to_dtype(dtype)?,
+            context.to_dtype(dtype)?,
+        );
+        let (loss, per_sample) = weighted_denoising_loss(
+            self.unet(),
+            &self.sd.schedule,
+            &x0,
+            &noise,
+            &timesteps,
+            &context,
+            &weights,
+        )?;
+        let total = loss.to_scalar::<f32>()? as f64;
+        if !total.is_finite() {
+            bail!("the loss is {total} at step {} (micro-batch {micro}): stopping; the last checkpoint is intact", self.step + 1);
+        }
+        let grads = loss.backward()?;
+        let store = self.half.as_ref().map_or(&self.master, |(_, s)| s);
+        let mut named = HashMap::new();
+        for (name, var) in store.named_vars() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                named.insert(name, g.to_dtype(DType::F32)?);
+            }
+        }
+        let n = rewards.len();
+        let model_part = rewards
+            .iter()
+            .zip(&per_sample)
+            .map(|(r, e)| (r * e) as f64)
+            .sum::<f64>()
+            / n as f64;
+        let pre_part = if pi.is_empty() {
+            0.0
+        } else {
+            per_sample[n..].iter().map(|e| *e as f64).sum::<f64>() / pi.len() as f64
+        };
+        Ok((total, model_part, pre_part, named))
+    }
+
+    /// Run until `config.steps`, checkpointing and logging; `on_step` sees each step's log.
+    pub fn run(&mut self, mut on_step: impl FnMut(&StepLog)) -> Result<Vec<StepLog>> {
+        std::fs::create_dir_all(&self.out)?;
+        let metrics_path = self.out.join("metrics.jsonl");
+        trim_metrics(&metrics_path, self.step)?;
+        let (mut metrics, _) = AppendLog::open(&metrics_path)?;
+        let mut logs = Vec::new();
+        let c = self.config.clone();
+        while self.step < c.steps {
+            let started = std::time::Instant::now();
+            let mut acc: HashMap<String, Tensor> = HashMap::new();
+            let (mut loss_sum, mut model_sum, mut pre_sum) = (0.0, 0.0, 0.0);
+            for k in 0..c.grad_accum as u64 {
+                let micro = self.step * c.grad_accum as u64 + k;
+                let (loss, model_part, pre_part, grads) = self.micro_step(micro)?;
+                loss_sum += loss;
+                model_sum += model_part;
+                pre_sum += pre_part;
+                for (name, g) in grads {
+                    let sum = match acc.remove(&name) {
+                        Some(prev) => (prev + g)?,
+                        None => g,
+                    };
+                    acc.insert(name, sum);
+                }
+            }
+            let accum = c.grad_accum as f64;
+            let mut sq = 0.0;
+            for g in acc.values() {
+                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+            let grad_norm = sq.sqrt() / accum;
+            if !grad_norm.is_finite() {
+                bail!("the gradient norm is {grad_norm} at step {}: stopping; the last checkpoint is intact", self.step + 1);
+            }
+            let clip = if c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm {
+                c.max_grad_norm / grad_norm
+            } else {
+                1.0
+            };
+            let lr = lr_at(c.optim.lr, self.step + 1, c.warmup_steps, c.steps, c.decay);
+            self.opt.step_named(&acc, lr, clip / accum)?;
+            self.step += 1;
+            self.sync_half()?;
+            if let (Some(ema), Some(d)) = (&mut self.ema, c.ema_decay) {
+                for (name, var) in self.master.named_vars() {
+                    let e = ema.get_mut(&name).context("EMA lost a parameter")?;
+                    *e = ((&*e * d)? + (var.as_tensor() * (1.0 - d))?)?;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            let log = StepLog {
+                step: self.step,
+                loss: loss_sum / accum,
+                loss_model: model_sum / accum,
+                loss_pre: pre_sum / accum,
+                lr,
+                grad_norm,
+                images_per_s: ((c.model_batch + if c.beta > 0.0 { c.pre_batch } else { 0 })
+                    * c.grad_accum) as f64
+                    / secs,
+            };
+            metrics.append(&log)?;
+            on_step(&log);
+            logs.push(log);
+            if c.checkpoint_every > 0
+                && (self.step % c.checkpoint_every == 0 || self.step == c.steps)
+            {
+                self.save_checkpoint()?;
+            }
+        }
+        Ok(logs)
+    }
+
+    fn save_checkpoint(&self) -> Result<PathBuf> {
+        let unet: HashMap<String, Tensor> = self.master.named_tensors().into_iter().collect();
+        for (name, t) in &unet {
+            let s = t
+                .abs()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+            if !s.is_finite() {
+                bail!("weight `{name}` is no longer finite at step {}: not saving a corrupt checkpoint (the previous one is intact)", self.step);
+            }
+        }
+        let opt = self.opt.state()?;
+        let mut files: Vec<(&str, &HashMap<String, Tensor>)> =
+            vec![("unet", &unet), ("optimizer", &opt)];
+        if let Some(ema) = &self.ema {
+            files.push(("ema", ema));
+        }
+        let state = CheckpointState {
+            step: self.step,
+            config: self.config.clone(),
+        };
+        checkpoint::save(
+            &self.checkpoints_dir(),
+            self.step,
+            &files,
+            &state,
+            self.config.keep_checkpoints,
+        )
+    }
+
+    /// The weights to publish: the EMA when kept, else the master weights.
+    pub fn final_weights(&self) -> HashMap<String, Tensor> {
+        match &self.ema {
+            Some(e) => e.clone(),
+            None => self.master.named_tensors().into_iter().collect(),
+        }
+    }
+}
+
+/// Drop metric lines past `step` (a kill after logging but before the checkpoint).
+fn trim_metrics(path: &Path, step: u64) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let (_, _) = AppendLog::open(path)?;
+    let logs: Vec<StepLog> = crate::io::jsonl::read_jsonl(path)?;
+    let kept: Vec<&StepLog> = logs.iter().filter(|l| l.step <= step).collect();
+    if kept.len() != logs.len() {
+        crate::io::jsonl::write_jsonl(path, kept)?;
+    }
+    Ok(())
+}
+
+/// Load the base model for fine-tuning: the UNet trainable in f32, the rest frozen.
+pub fn load_base(source: &ModelSource, device: &Device) -> Result<StableDiffusion> {
+    StableDiffusion::load(source, Mode::Trainable, DType::F32, device)
+}

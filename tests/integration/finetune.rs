@@ -1,0 +1,363 @@
+//! Fine-tuning on the tiny model: the loss falls, zero-reward images contribute nothing,
+//! beta = 0 ignores D_pre, a resumed run equals an uninterrupted one bitwise, a diverging run
+//! stops with its step, and the output folder loads as a model.
+
+use candle_core::{DType, Device, Tensor};
+use rlhf_t2i::diffusion::sampler::{SampleSettings, SchedulerKind};
+use rlhf_t2i::finetune::config::{FinetuneConfig, Precision};
+use rlhf_t2i::finetune::data::Weights;
+use rlhf_t2i::finetune::trainer::{load_base, weighted_denoising_loss};
+use rlhf_t2i::io::jsonl::{read_jsonl, write_jsonl};
+use rlhf_t2i::io::manifest::ImageRecord;
+use rlhf_t2i::io::scores::ScoreRecord;
+use rlhf_t2i::pipeline::StableDiffusion;
+use rlhf_t2i::runtime::{randn, rng};
+use rlhf_t2i::stages::finetune::{run, FinetuneInputs};
+use rlhf_t2i::stages::{generate, init_tiny, prompts};
+use rlhf_t2i::train::optim::{AdamW, AdamWConfig};
+use rlhf_t2i::train::schedule::Decay;
+use rlhf_t2i::weights::{read_safetensors, Mode, ModelSource};
+use std::path::{Path, PathBuf};
+
+/// Tiny models, 8 generated images with scores (rewards 0.9 / 0.1 alternating), and a small
+/// pre-training folder (images + captions.jsonl).
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub sd: PathBuf,
+    pub manifest: PathBuf,
+    pub scores: PathBuf,
+    pub pretrain: PathBuf,
+}
+
+pub fn setup(images_per_prompt: u32, prompt_count: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tiny = init_tiny::write_tiny_models(&d.join("models"), 0).unwrap();
+    prompts::run(
+        prompts::PromptSet::Train,
+        None,
+        0,
+        Some(prompt_count),
+        &d.join("prompts.jsonl"),
+    )
+    .unwrap();
+    let sd = StableDiffusion::load(
+        &ModelSource::Local(tiny.sd.clone()),
+        Mode::Frozen,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let gen = generate::run(
+        &sd,
+        &generate::GenerateOptions {
+            prompts: d.join("prompts.jsonl"),
+            out: d.join("gen"),
+            images_per_prompt: Some(images_per_prompt),
+            seed: 0,
+            sampling: SampleSettings {
+                scheduler: SchedulerKind::Ddim,
+                steps: 2,
+                guidance: 7.5,
+                eta: 0.0,
+            },
+            batch_size: 16,
+            size: None,
+            model_name: "tiny".into(),
+        },
+    )
+    .unwrap();
+    let records: Vec<ImageRecord> = read_jsonl(&gen.manifest).unwrap();
+    let scores: Vec<ScoreRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ScoreRecord {
+            image_id: r.id.clone(),
+            path: r.path.clone(),
+            prompt: r.prompt.clone(),
+            reward: if i % 2 == 0 { 0.9 } else { 0.1 },
+            clip_score: 0.0,
+        })
+        .collect();
+    write_jsonl(&d.join("scores.jsonl"), &scores).unwrap();
+    let pre = d.join("pre");
+    std::fs::create_dir_all(&pre).unwrap();
+    let mut captions = String::new();
+    for i in 0..4u8 {
+        let img = image::RgbImage::from_fn(40, 32, |x, y| {
+            image::Rgb([20 * i, (x * 6) as u8, (y * 7) as u8])
+        });
+        img.save(pre.join(format!("{i}.png"))).unwrap();
+        captions.push_str(&format!(
+            "{{\"file\":\"{i}.png\",\"caption\":\"a picture number {i}\"}}\n"
+        ));
+    }
+    std::fs::write(pre.join("captions.jsonl"), captions).unwrap();
+    Setup {
+        sd: tiny.sd,
+        manifest: gen.manifest,
+        scores: d.join("scores.jsonl"),
+        pretrain: pre,
+        dir,
+    }
+}
+
+pub fn config(steps: u64, beta: f64) -> FinetuneConfig {
+    FinetuneConfig {
+        optim: AdamWConfig {
+            lr: 1e-4,
+            ..Default::default()
+        },
+        warmup_steps: 0,
+        decay: Decay::Constant,
+        steps,
+        model_batch: 2,
+        pre_batch: 2,
+        grad_accum: 2,
+        max_grad_norm: 1.0,
+        beta,
+        precision: Precision::F32,
+        ema_decay: None,
+        seed: 3,
+        checkpoint_every: 0,
+        keep_checkpoints: 2,
+        cache_latents: false,
+    }
+}
+
+pub fn finetune(
+    s: &Setup,
+    out: &str,
+    c: &FinetuneConfig,
+    pretrain: Option<&Path>,
+    resume: bool,
+) -> anyhow::Result<rlhf_t2i::stages::finetune::FinetuneReport> {
+    let inputs = FinetuneInputs {
+        model: s.sd.display().to_string(),
+        manifest: s.manifest.clone(),
+        weights: Weights::Scores(s.scores.clone()),
+        pretrain: pretrain.map(Path::to_path_buf),
+        out: s.dir.path().join(out),
+        resume,
+    };
+    run(&inputs, c, &Device::Cpu, false)
+}
+
+fn unet_weights(s: &Setup, out: &str) -> Vec<(String, Vec<f32>)> {
+    let t = read_safetensors(
+        &s.dir
+            .path()
+            .join(out)
+            .join("model/unet/diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = t
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn loss_falls_on_a_fixed_batch() {
+    let s = setup(1, 2);
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let mut r = rng(1);
+    let x0 = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
+    let noise = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
+    let ctx = sd.encode_prompts(&["One dog.", "Two cats."]).unwrap();
+    let mut opt = AdamW::new(
+        sd.unet_params.named_vars(),
+        AdamWConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..15 {
+        let (loss, _) = weighted_denoising_loss(
+            &sd.unet,
+            &sd.schedule,
+            &x0,
+            &noise,
+            &[300, 700],
+            &ctx,
+            &[0.5, 0.5],
+        )
+        .unwrap();
+        losses.push(loss.to_scalar::<f32>().unwrap());
+        opt.step(&loss.backward().unwrap(), 1e-3, 1.0).unwrap();
+    }
+    println!("fixed-batch loss: {:.4} -> {:.4}", losses[0], losses[14]);
+    assert!(losses[14] < 0.5 * losses[0], "{losses:?}");
+}
+
+#[test]
+fn an_image_of_reward_zero_contributes_nothing() {
+    let s = setup(1, 2);
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let mut r = rng(2);
+    let dev = Device::Cpu;
+    let a = randn(&mut r, &[1, 4, 8, 8], DType::F32, &dev).unwrap();
+    let (b, c) = (
+        randn(&mut r, &[1, 4, 8, 8], DType::F32, &dev).unwrap(),
+        (randn(&mut r, &[1, 4, 8, 8], DType::F32, &dev).unwrap() * 3.0).unwrap(),
+    );
+    let noise = randn(&mut r, &[2, 4, 8, 8], DType::F32, &dev).unwrap();
+    let grads = |other: &Tensor, prompt: &str| {
+        let x0 = Tensor::cat(&[&a, other], 0).unwrap();
+        let ctx = sd.encode_prompts(&["One dog.", prompt]).unwrap();
+        let (loss, _) = weighted_denoising_loss(
+            &sd.unet,
+            &sd.schedule,
+            &x0,
+            &noise,
+            &[500, 100],
+            &ctx,
+            &[0.5, 0.0],
+        )
+        .unwrap();
+        let g = loss.backward().unwrap();
+        sd.unet_params
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    n,
+                    g.get(v.as_tensor())
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (g1, g2) = (
+        grads(&b, "Two cats."),
+        grads(&c, "A blue colored car on the moon."),
+    );
+    let mut nonzero = 0;
+    for ((n, x), (_, y)) in g1.iter().zip(&g2) {
+        assert_eq!(x, y, "{n}: a zero-reward image changed the gradient");
+        nonzero += x.iter().any(|v| *v != 0.0) as usize;
+    }
+    assert!(
+        nonzero > g1.len() / 2,
+        "the reward-0.5 image must still give gradients"
+    );
+}
+
+#[test]
+fn beta_zero_ignores_the_pretraining_set() {
+    let s = setup(2, 4);
+    let c = config(2, 0.0);
+    finetune(&s, "a", &c, Some(&s.pretrain), false).unwrap();
+    finetune(&s, "b", &c, None, false).unwrap();
+    assert_eq!(unet_weights(&s, "a"), unet_weights(&s, "b"));
+    // ... while beta > 0 uses it.
+    finetune(&s, "c", &config(2, 1.0), Some(&s.pretrain), false).unwrap();
+    assert_ne!(unet_weights(&s, "a"), unet_weights(&s, "c"));
+    let logs: Vec<rlhf_t2i::finetune::trainer::StepLog> =
+        read_jsonl(&s.dir.path().join("c/metrics.jsonl")).unwrap();
+    assert!(logs
+        .iter()
+        .all(|l| l.loss_pre > 0.0 && l.loss_model > 0.0 && l.grad_norm > 0.0));
+}
+
+#[test]
+fn resume_equals_an_uninterrupted_run_bitwise() {
+    let s = setup(2, 4);
+    let mut c = config(4, 1.0);
+    c.checkpoint_every = 2;
+    c.ema_decay = Some(0.9);
+    finetune(&s, "full", &c, Some(&s.pretrain), false).unwrap();
+    // The same run killed after step 2 (its checkpoint written), then resumed.
+    let mut first = c.clone();
+    first.steps = 2;
+    finetune(&s, "resumed", &first, Some(&s.pretrain), false).unwrap();
+    finetune(&s, "resumed", &c, Some(&s.pretrain), true).unwrap();
+    assert_eq!(unet_weights(&s, "full"), unet_weights(&s, "resumed"));
+    let logs: Vec<rlhf_t2i::finetune::trainer::StepLog> =
+        read_jsonl(&s.dir.path().join("resumed/metrics.jsonl")).unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.step).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let full: Vec<rlhf_t2i::finetune::trainer::StepLog> =
+        read_jsonl(&s.dir.path().join("full/metrics.jsonl")).unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.loss).collect::<Vec<_>>(),
+        full.iter().map(|l| l.loss).collect::<Vec<_>>()
+    );
+    // Other settings cannot resume this run.
+    let mut other = c.clone();
+    other.optim.lr = 1e-3;
+    let msg = format!(
+        "{:#}",
+        finetune(&s, "resumed", &other, Some(&s.pretrain), true)
+            .err()
+            .unwrap()
+    );
+    assert!(msg.contains("other settings"), "{msg}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_its_step_and_saves_nothing_corrupt() {
+    let s = setup(2, 2);
+    let mut c = config(5, 0.0);
+    c.optim.lr = 1e12;
+    c.max_grad_norm = 0.0;
+    c.checkpoint_every = 1;
+    let msg = format!("{:#}", finetune(&s, "nan", &c, None, false).err().unwrap());
+    assert!(msg.contains("step"), "{msg}");
+    println!("diverging run: {msg}");
+    for step in rlhf_t2i::train::checkpoint::list(&s.dir.path().join("nan/checkpoints")).unwrap() {
+        let dir = s
+            .dir
+            .path()
+            .join("nan/checkpoints")
+            .join(rlhf_t2i::train::checkpoint::dir_name(step));
+        for (_, t) in read_safetensors(&dir.join("unet.safetensors")).unwrap() {
+            assert!(t
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .is_finite());
+        }
+    }
+}
+
+#[test]
+fn the_output_folder_is_a_loadable_model() {
+    let s = setup(2, 2);
+    let r = finetune(&s, "out", &config(1, 0.0), None, false).unwrap();
+    let sd = StableDiffusion::load(
+        &ModelSource::Local(r.model_dir.clone()),
+        Mode::Frozen,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let img = sd
+        .decode_to_images(&randn(&mut rng(0), &[1, 4, 8, 8], DType::F32, &Device::Cpu).unwrap())
+        .unwrap();
+    assert_eq!(img[0].dimensions(), (32, 32));
+    for f in [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "vae/config.json",
+        "text_encoder/model.safetensors",
+        "tokenizer/tokenizer.json",
+        "unet/config.json",
+    ] {
+        assert!(r.model_dir.join(f).is_file(), "{f}");
+    }
+    assert!(s.dir.path().join("out/curves.svg").is_file());
+}
