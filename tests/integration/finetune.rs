@@ -143,7 +143,7 @@ pub fn finetune(
     run(&inputs, c, &Device::Cpu, false)
 }
 
-fn unet_weights(s: &Setup, out: &str) -> Vec<(String, Vec<f32>)> {
+pub fn unet_weights(s: &Setup, out: &str) -> Vec<(String, Vec<f32>)> {
     let t = read_safetensors(
         &s.dir
             .path()

@@ -6,6 +6,7 @@ mod finetune;
 mod generate;
 mod gradients;
 mod loading;
+mod method;
 mod parity;
 mod preprocess;
 mod reward;
