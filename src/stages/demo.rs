@@ -1,6 +1,7 @@
 //! `rlhf-t2i demo`: the pipeline so far on the embedded tiny models, start to end on a CPU:
 //! init-tiny, prompts, generate, feedback (from a scripted stand-in labeler), embed,
-//! train-reward, score, rejection sampling and the reward's preference accuracy.
+//! train-reward, score, rejection sampling, the reward's preference accuracy, reward-weighted
+//! fine-tuning, and the mean reward of fresh samples before and after.
 //!
 //! The tiny models are random, so their pictures are noise: the demo shows the machinery and
 //! the file formats, not alignment. The stand-in labeler prefers redder images, a property the
@@ -74,7 +75,7 @@ fn scripted_feedback(records: &[ImageRecord], root: &Path, out: &Path) -> Result
 pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) -> Result<()> {
     let t0 = std::time::Instant::now();
     let step =
-        |n: usize, what: &str| println!("\n[{n}/8] {what} ({:.0} s)", t0.elapsed().as_secs_f64());
+        |n: usize, what: &str| println!("\n[{n}/10] {what} ({:.0} s)", t0.elapsed().as_secs_f64());
     step(1, "init-tiny: a seeded tiny SD + CLIP");
     let tiny = write_tiny_models(&out.join("models"), 0)?;
     println!("  {}\n  {}", tiny.sd.display(), tiny.clip.display());
@@ -220,6 +221,89 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         "  (train and validation pairs together; see {} for the held-out figures)",
         reward_dir.join("metrics.json").display()
     );
+
+    step(
+        9,
+        "finetune: 30 steps of reward-weighted denoising loss on the scored images (UNet only)",
+    );
+    let mut ft = crate::finetune::config::FinetuneConfig {
+        steps: 30,
+        model_batch: 8,
+        pre_batch: 0,
+        grad_accum: 1,
+        beta: 0.0,
+        precision: crate::finetune::config::Precision::F32,
+        checkpoint_every: 10,
+        cache_latents: true,
+        ..crate::config::parse(crate::cli::PAPER_CONFIG, "configs/paper.json")?
+    };
+    ft.optim.lr = 1e-3;
+    let ft_inputs = super::finetune::FinetuneInputs {
+        model: tiny.sd.display().to_string(),
+        manifest: manifest.clone(),
+        weights: crate::finetune::data::Weights::Scores(scores.clone()),
+        pretrain: None,
+        out: out.join("finetuned"),
+        resume: false,
+    };
+    let ft_report = super::finetune::run(&ft_inputs, &ft, device, false)?;
+    if let (Some(first), Some(last)) = (ft_report.steps.first(), ft_report.steps.last()) {
+        println!(
+            "  loss {:.4} -> {:.4}, {:.1} images/s -> {}",
+            first.loss,
+            last.loss,
+            last.images_per_s,
+            ft_report.model_dir.display()
+        );
+    }
+
+    step(10, "eval: the same fresh seeds from the original and the fine-tuned model, scored by the reward");
+    for (name, model) in [
+        ("original", tiny.sd.clone()),
+        ("fine-tuned", ft_report.model_dir.clone()),
+    ] {
+        let sd = StableDiffusion::load(
+            &ModelSource::Local(model.clone()),
+            Mode::Frozen,
+            DType::F32,
+            device,
+        )?;
+        let dir = out.join("eval").join(name);
+        let g = generate::run(
+            &sd,
+            &GenerateOptions {
+                prompts: out.join("prompts/train.jsonl"),
+                out: dir.clone(),
+                images_per_prompt: Some(2),
+                seed: 1000,
+                sampling: SampleSettings {
+                    scheduler: SchedulerKind::Ddim,
+                    steps,
+                    guidance: 7.5,
+                    eta: 0.0,
+                },
+                batch_size: 16,
+                size: None,
+                model_name: model.display().to_string(),
+            },
+        )?;
+        let s = score::run(
+            &embedder,
+            &reward_dir,
+            &g.manifest,
+            &cache,
+            64,
+            &dir.join("scores.jsonl"),
+        )?;
+        let rewards: Vec<f64> = s.iter().map(|r| r.reward as f64).collect();
+        let red: Vec<f64> = s
+            .iter()
+            .map(|r| redness(&dir.join(&r.path)))
+            .collect::<Result<_>>()?;
+        let (m, se) = crate::stats::mean_se(&rewards);
+        let (rm, rse) = crate::stats::mean_se(&red);
+        println!("  {name:<10} mean reward {m:.4} ± {se:.4}, mean redness {rm:.2} ± {rse:.2} ({} images)", rewards.len());
+    }
 
     println!("\nimages:   {}", out.join("generated/images").display());
     println!("manifest: {}", manifest.display());

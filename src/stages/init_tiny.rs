@@ -18,6 +18,7 @@ pub const TINY_TEXT_ENCODER: &str = include_str!("../../configs/tiny/text_encode
 pub const TINY_SCHEDULER: &str = include_str!("../../configs/tiny/scheduler.json");
 pub const TINY_MODEL_INDEX: &str = include_str!("../../configs/tiny/model_index.json");
 pub const TINY_CLIP: &str = include_str!("../../configs/tiny/clip.json");
+pub const TINY_TOKENIZER_CONFIG: &str = include_str!("../../configs/tiny/tokenizer_config.json");
 
 /// Where `init-tiny` put the two models.
 pub struct TinyPaths {
@@ -73,6 +74,10 @@ pub fn write_tiny_models(out: &Path, seed: u64) -> Result<TinyPaths> {
         BUILTIN_TOKENIZER_JSON.as_bytes(),
     )?;
     write_atomic(
+        &sd.join("tokenizer/tokenizer_config.json"),
+        TINY_TOKENIZER_CONFIG.as_bytes(),
+    )?;
+    write_atomic(
         &sd.join("scheduler/scheduler_config.json"),
         TINY_SCHEDULER.as_bytes(),
     )?;
@@ -88,6 +93,10 @@ pub fn write_tiny_models(out: &Path, seed: u64) -> Result<TinyPaths> {
     write_atomic(
         &clip.join("tokenizer.json"),
         BUILTIN_TOKENIZER_JSON.as_bytes(),
+    )?;
+    write_atomic(
+        &clip.join("tokenizer_config.json"),
+        TINY_TOKENIZER_CONFIG.as_bytes(),
     )?;
 
     Ok(TinyPaths { sd, clip })
