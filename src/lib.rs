@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod diffusion;
 pub mod embed;
+pub mod eval;
 pub mod feedback;
 pub mod finetune;
 pub mod io;

@@ -72,6 +72,40 @@ fn scripted_feedback(records: &[ImageRecord], root: &Path, out: &Path) -> Result
     Ok(())
 }
 
+/// `n` images per prompt from the model in `model` (DDIM, guidance 7.5), into `out`.
+fn sample(
+    model: &Path,
+    prompts: &Path,
+    out: &Path,
+    n: u32,
+    seed: u64,
+    steps: usize,
+    device: &Device,
+) -> Result<generate::GenerateReport> {
+    let sd = StableDiffusion::load(
+        &ModelSource::Local(model.to_path_buf()),
+        Mode::Frozen,
+        DType::F32,
+        device,
+    )?;
+    let opts = GenerateOptions {
+        prompts: prompts.to_path_buf(),
+        out: out.to_path_buf(),
+        images_per_prompt: Some(n),
+        seed,
+        sampling: SampleSettings {
+            scheduler: SchedulerKind::Ddim,
+            steps,
+            guidance: 7.5,
+            eta: 0.0,
+        },
+        batch_size: 16,
+        size: None,
+        model_name: model.display().to_string(),
+    };
+    generate::run(&sd, &opts)
+}
+
 pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) -> Result<()> {
     let t0 = std::time::Instant::now();
     let step =
@@ -91,29 +125,14 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
             "generate: {images_per_prompt} images per prompt, {steps} DDIM steps, guidance 7.5"
         ),
     );
-    let sd = StableDiffusion::load(
-        &ModelSource::Local(tiny.sd.clone()),
-        Mode::Frozen,
-        DType::F32,
+    let gen = sample(
+        &tiny.sd,
+        &prompts_path,
+        &out.join("generated"),
+        images_per_prompt,
+        0,
+        steps,
         device,
-    )?;
-    let gen = generate::run(
-        &sd,
-        &GenerateOptions {
-            prompts: prompts_path,
-            out: out.join("generated"),
-            images_per_prompt: Some(images_per_prompt),
-            seed: 0,
-            sampling: SampleSettings {
-                scheduler: SchedulerKind::Ddim,
-                steps,
-                guidance: 7.5,
-                eta: 0.0,
-            },
-            batch_size: 16,
-            size: None,
-            model_name: tiny.sd.display().to_string(),
-        },
     )?;
     println!(
         "  {} new images ({} already there), {:.1} images/s -> {}",
@@ -262,30 +281,15 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         ("original", tiny.sd.clone()),
         ("fine-tuned", ft_report.model_dir.clone()),
     ] {
-        let sd = StableDiffusion::load(
-            &ModelSource::Local(model.clone()),
-            Mode::Frozen,
-            DType::F32,
-            device,
-        )?;
         let dir = out.join("eval").join(name);
-        let g = generate::run(
-            &sd,
-            &GenerateOptions {
-                prompts: out.join("prompts/train.jsonl"),
-                out: dir.clone(),
-                images_per_prompt: Some(2),
-                seed: 1000,
-                sampling: SampleSettings {
-                    scheduler: SchedulerKind::Ddim,
-                    steps,
-                    guidance: 7.5,
-                    eta: 0.0,
-                },
-                batch_size: 16,
-                size: None,
-                model_name: model.display().to_string(),
-            },
+        let g = sample(
+            &model,
+            &out.join("prompts/train.jsonl"),
+            &dir,
+            2,
+            1000,
+            steps,
+            device,
         )?;
         let s = score::run(
             &embedder,
@@ -310,6 +314,10 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
     println!(
         "reward:   {} (curves.svg, metrics.json)",
         reward_dir.display()
+    );
+    println!(
+        "model:    {} (fine-tuned; metrics.jsonl and curves.svg beside it)",
+        ft_report.model_dir.display()
     );
     println!("done in {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())

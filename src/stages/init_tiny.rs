@@ -10,6 +10,8 @@ use crate::tokenizer::BUILTIN_TOKENIZER_JSON;
 use crate::weights::{Mode, ParamStore};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 pub const TINY_UNET: &str = include_str!("../../configs/tiny/unet.json");
@@ -26,78 +28,83 @@ pub struct TinyPaths {
     pub clip: PathBuf,
 }
 
-fn random_store(seed: u64, what: &str) -> ParamStore {
-    ParamStore::random(seed, what, Mode::Frozen, DType::F32, &Device::Cpu)
+/// Build one component from its config with seeded random weights and write the weights and
+/// the config into `dir` (`weights` is the safetensors file name the layout expects).
+fn write_component<C: DeserializeOwned>(
+    dir: &Path,
+    config_json: &str,
+    weights: &str,
+    seed: u64,
+    what: &str,
+    build: impl FnOnce(VarBuilder, &C) -> Result<()>,
+) -> Result<()> {
+    let config: C = serde_json::from_str(config_json)
+        .with_context(|| format!("the built-in tiny {what} config"))?;
+    let store = ParamStore::random(seed, what, Mode::Frozen, DType::F32, &Device::Cpu);
+    build(store.var_builder(), &config)?;
+    store
+        .save(&dir.join(weights), DType::F32)
+        .with_context(|| format!("writing the tiny {what} to {}", dir.display()))?;
+    write_atomic(&dir.join("config.json"), config_json.as_bytes())
 }
 
 /// Write the tiny SD to `out/sd` and the tiny CLIP to `out/clip`, every weight drawn from `seed`.
 pub fn write_tiny_models(out: &Path, seed: u64) -> Result<TinyPaths> {
     let sd = out.join("sd");
     let clip = out.join("clip");
-    let ctx = |what: &str| format!("writing the tiny {what} under {}", out.display());
-
-    let unet_cfg: UNetConfig = serde_json::from_str(TINY_UNET)?;
-    let store = random_store(seed, "tiny unet");
-    UNet2DConditionModel::new(store.var_builder(), &unet_cfg)?;
-    store
-        .save(
-            &sd.join("unet/diffusion_pytorch_model.safetensors"),
-            DType::F32,
-        )
-        .with_context(|| ctx("unet"))?;
-    write_atomic(&sd.join("unet/config.json"), TINY_UNET.as_bytes())?;
-
-    let vae_cfg: VaeConfig = serde_json::from_str(TINY_VAE)?;
-    let store = random_store(seed.wrapping_add(1), "tiny vae");
-    AutoencoderKL::new(store.var_builder(), &vae_cfg)?;
-    store
-        .save(
-            &sd.join("vae/diffusion_pytorch_model.safetensors"),
-            DType::F32,
-        )
-        .with_context(|| ctx("vae"))?;
-    write_atomic(&sd.join("vae/config.json"), TINY_VAE.as_bytes())?;
-
-    let te_cfg: ClipTextConfig = serde_json::from_str(TINY_TEXT_ENCODER)?;
-    let store = random_store(seed.wrapping_add(2), "tiny text encoder");
-    ClipTextModel::new(store.var_builder(), &te_cfg)?;
-    store
-        .save(&sd.join("text_encoder/model.safetensors"), DType::F32)
-        .with_context(|| ctx("text encoder"))?;
-    write_atomic(
-        &sd.join("text_encoder/config.json"),
-        TINY_TEXT_ENCODER.as_bytes(),
+    write_component(
+        &sd.join("unet"),
+        TINY_UNET,
+        "diffusion_pytorch_model.safetensors",
+        seed,
+        "unet",
+        |vb, c: &UNetConfig| UNet2DConditionModel::new(vb, c).map(|_| ()),
     )?;
-
-    write_atomic(
-        &sd.join("tokenizer/tokenizer.json"),
-        BUILTIN_TOKENIZER_JSON.as_bytes(),
+    write_component(
+        &sd.join("vae"),
+        TINY_VAE,
+        "diffusion_pytorch_model.safetensors",
+        seed.wrapping_add(1),
+        "vae",
+        |vb, c: &VaeConfig| AutoencoderKL::new(vb, c).map(|_| ()),
     )?;
-    write_atomic(
-        &sd.join("tokenizer/tokenizer_config.json"),
-        TINY_TOKENIZER_CONFIG.as_bytes(),
+    write_component(
+        &sd.join("text_encoder"),
+        TINY_TEXT_ENCODER,
+        "model.safetensors",
+        seed.wrapping_add(2),
+        "text encoder",
+        |vb, c: &ClipTextConfig| ClipTextModel::new(vb, c).map(|_| ()),
     )?;
-    write_atomic(
-        &sd.join("scheduler/scheduler_config.json"),
-        TINY_SCHEDULER.as_bytes(),
+    write_component(
+        &clip,
+        TINY_CLIP,
+        "model.safetensors",
+        seed.wrapping_add(3),
+        "clip",
+        |vb, c: &ClipConfig| ClipModel::new(vb, c).map(|_| ()),
     )?;
-    write_atomic(&sd.join("model_index.json"), TINY_MODEL_INDEX.as_bytes())?;
-
-    let clip_cfg: ClipConfig = serde_json::from_str(TINY_CLIP)?;
-    let store = random_store(seed.wrapping_add(3), "tiny clip");
-    ClipModel::new(store.var_builder(), &clip_cfg)?;
-    store
-        .save(&clip.join("model.safetensors"), DType::F32)
-        .with_context(|| ctx("clip"))?;
-    write_atomic(&clip.join("config.json"), TINY_CLIP.as_bytes())?;
-    write_atomic(
-        &clip.join("tokenizer.json"),
-        BUILTIN_TOKENIZER_JSON.as_bytes(),
-    )?;
-    write_atomic(
-        &clip.join("tokenizer_config.json"),
-        TINY_TOKENIZER_CONFIG.as_bytes(),
-    )?;
-
+    for (dir, name, text) in [
+        (
+            sd.join("tokenizer"),
+            "tokenizer.json",
+            BUILTIN_TOKENIZER_JSON,
+        ),
+        (
+            sd.join("tokenizer"),
+            "tokenizer_config.json",
+            TINY_TOKENIZER_CONFIG,
+        ),
+        (
+            sd.join("scheduler"),
+            "scheduler_config.json",
+            TINY_SCHEDULER,
+        ),
+        (sd.clone(), "model_index.json", TINY_MODEL_INDEX),
+        (clip.clone(), "tokenizer.json", BUILTIN_TOKENIZER_JSON),
+        (clip.clone(), "tokenizer_config.json", TINY_TOKENIZER_CONFIG),
+    ] {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+    }
     Ok(TinyPaths { sd, clip })
 }

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub sd: PathBuf,
+    pub clip: PathBuf,
     pub manifest: PathBuf,
     pub scores: PathBuf,
     pub pretrain: PathBuf,
@@ -95,6 +96,7 @@ pub fn setup(images_per_prompt: u32, prompt_count: usize) -> Setup {
     std::fs::write(pre.join("captions.jsonl"), captions).unwrap();
     Setup {
         sd: tiny.sd,
+        clip: tiny.clip,
         manifest: gen.manifest,
         scores: d.join("scores.jsonl"),
         pretrain: pre,

@@ -2,19 +2,13 @@
 //! tiny models, from `generate`'s output, as a user would chain them.
 
 use candle_core::{DType, Device};
-use rlhf_t2i::diffusion::sampler::{SampleSettings, SchedulerKind};
 use rlhf_t2i::embed::embedder::ClipEmbedder;
 use rlhf_t2i::feedback::Policy;
 use rlhf_t2i::io::jsonl::read_jsonl;
 use rlhf_t2i::io::manifest::ImageRecord;
-use rlhf_t2i::pipeline::StableDiffusion;
 use rlhf_t2i::prompts::Vocabulary;
 use rlhf_t2i::reward::train::RewardTrainOptions;
-use rlhf_t2i::stages::{
-    embed, eval_reward, feedback_import, generate, init_tiny, prompts, rejection, score,
-    train_reward,
-};
-use rlhf_t2i::weights::{Mode, ModelSource};
+use rlhf_t2i::stages::{embed, eval_reward, feedback_import, rejection, score, train_reward};
 use std::fmt::Write as _;
 
 fn redness(path: &std::path::Path) -> f64 {
@@ -27,44 +21,10 @@ fn redness(path: &std::path::Path) -> f64 {
 
 #[test]
 fn reward_stages_chain_on_tiny_models() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let tiny = init_tiny::write_tiny_models(&d.join("models"), 0).unwrap();
-    prompts::run(
-        prompts::PromptSet::Train,
-        None,
-        0,
-        Some(12),
-        &d.join("prompts.jsonl"),
-    )
-    .unwrap();
-    let sd = StableDiffusion::load(
-        &ModelSource::Local(tiny.sd.clone()),
-        Mode::Frozen,
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let gen = generate::run(
-        &sd,
-        &generate::GenerateOptions {
-            prompts: d.join("prompts.jsonl"),
-            out: d.join("gen"),
-            images_per_prompt: Some(4),
-            seed: 0,
-            sampling: SampleSettings {
-                scheduler: SchedulerKind::Ddim,
-                steps: 2,
-                guidance: 7.5,
-                eta: 0.0,
-            },
-            batch_size: 16,
-            size: None,
-            model_name: "tiny".into(),
-        },
-    )
-    .unwrap();
-    let manifest = gen.manifest.clone();
+    // The tiny models and 12 prompts x 4 generated images, shared with the fine-tuning tests.
+    let setup = super::finetune::setup(4, 12);
+    let d = setup.dir.path();
+    let manifest = setup.manifest.clone();
     let records: Vec<ImageRecord> = read_jsonl(&manifest).unwrap();
     assert_eq!(records.len(), 48);
 
@@ -101,7 +61,7 @@ fn reward_stages_chain_on_tiny_models() {
     assert_eq!(imported.labels.len(), 48);
     assert!(imported.table.contains("count"));
 
-    let clip_name = tiny.clip.display().to_string();
+    let clip_name = setup.clip.display().to_string();
     let embedder = ClipEmbedder::load(&clip_name, DType::F32, &Device::Cpu).unwrap();
     let vocab = Vocabulary::builtin();
     let cache = d.join("emb.safetensors");
