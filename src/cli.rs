@@ -265,6 +265,58 @@ pub enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Evaluate models on the same prompts and seeds: reward, CLIP score, FID, and an HTML report
+    Eval {
+        /// A model to evaluate, `SPEC` or `NAME=SPEC` (hub id or local folder); repeatable
+        #[arg(long, required = true)]
+        model: Vec<String>,
+        /// The model to compare against (the original), `SPEC` or `NAME=SPEC`
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Prompts JSONL; default: the paper's 120 evaluation prompts (Table 4)
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long, default_value_t = 4)]
+        images_per_prompt: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 7.5)]
+        guidance: f64,
+        #[arg(long, default_value_t = 4)]
+        batch_size: usize,
+        /// A folder written by train-reward
+        #[arg(long)]
+        reward: PathBuf,
+        #[arg(long)]
+        embeddings: PathBuf,
+        #[arg(long, default_value = DEFAULT_CLIP)]
+        clip: String,
+        /// FID reference: a folder of images (e.g. MS-COCO val2014) or a statistics file
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// pytorch-fid's Inception weights converted to safetensors (scripts/convert_fid_inception.py)
+        #[arg(long)]
+        inception: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// FID statistics (mu, sigma) of a folder of images, to reuse as `eval --reference` (pytorch-fid's --save-stats)
+    FidStats {
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        inception: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -584,6 +636,108 @@ pub fn main() -> Result<()> {
             println!(
                 "fine-tuned model -> {} (metrics.jsonl, curves.svg, checkpoints/ beside it)",
                 r.model_dir.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            model,
+            baseline,
+            prompts,
+            images_per_prompt,
+            seed,
+            steps,
+            guidance,
+            batch_size,
+            reward,
+            embeddings,
+            clip,
+            reference,
+            inception,
+            out,
+            device,
+        } => {
+            let named = |spec: &str, default: String| match spec.split_once('=') {
+                Some((n, s)) if !n.is_empty() && !n.contains('/') => (n.to_string(), s.to_string()),
+                _ => (default, spec.to_string()),
+            };
+            let mut models = Vec::new();
+            if let Some(b) = &baseline {
+                models.push(named(b, "baseline".into()));
+            }
+            let many = model.len() > 1;
+            for (i, m) in model.iter().enumerate() {
+                models.push(named(
+                    m,
+                    if many {
+                        format!("model-{}", i + 1)
+                    } else {
+                        "model".into()
+                    },
+                ));
+            }
+            let prompts = match prompts {
+                Some(p) => p,
+                None => {
+                    let p = out.join("prompts.jsonl");
+                    crate::prompts::write_prompts_jsonl(
+                        &p,
+                        &crate::prompts::eval_prompts_builtin(),
+                    )?;
+                    p
+                }
+            };
+            let dev = select_device(&device.device)?;
+            let dtype = parse_dtype(&device.dtype)?;
+            let embedder = ClipEmbedder::load(&clip, dtype, &dev)?;
+            let inputs = crate::stages::eval::EvalInputs {
+                models,
+                prompts,
+                images_per_prompt,
+                seed,
+                sampling: SampleSettings {
+                    scheduler: SchedulerKind::Ddim,
+                    steps,
+                    guidance,
+                    eta: 0.0,
+                },
+                batch_size,
+                dtype,
+                reward,
+                embeddings,
+                reference,
+                inception,
+                out: out.clone(),
+            };
+            let r = crate::stages::eval::run(&inputs, &embedder, &dev)?;
+            print!("{}", r.table());
+            println!(
+                "report: {} (eval.json beside it)",
+                out.join("report.html").display()
+            );
+            Ok(())
+        }
+        Command::FidStats {
+            images,
+            inception,
+            out,
+            batch_size,
+            device,
+        } => {
+            let dev = select_device(&device)?;
+            let extractor = crate::eval::fid::FidExtractor::load(&inception, &dev)?;
+            let files = crate::eval::fid::image_files(&images)?;
+            let started = std::time::Instant::now();
+            let stats = crate::eval::frechet::Stats::from_features(&extractor.features(
+                &files,
+                batch_size,
+                |_| {},
+            )?)?;
+            crate::eval::fid::save_stats(&stats, &out)?;
+            println!(
+                "FID statistics of {} images ({:.1} images/s) -> {}",
+                stats.n,
+                stats.n as f64 / started.elapsed().as_secs_f64(),
+                out.display()
             );
             Ok(())
         }

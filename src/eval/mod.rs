@@ -1,3 +1,6 @@
-//! The paper's evaluation: FID (pytorch-fid compatible) and the statistics behind it.
+//! The paper's evaluation: FID (pytorch-fid compatible), the statistics behind it, and the
+//! per-model results the report shows.
 
+pub mod fid;
 pub mod frechet;
+pub mod results;

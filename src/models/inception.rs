@@ -387,3 +387,86 @@ pub fn fid_input(images: &Tensor) -> Result<Tensor> {
     }
     Ok(Tensor::from_vec(out, (n, c, S, S), images.device())?)
 }
+
+/// The deterministic "integer hash" weights of `tests/fixtures/inception/README.md`: every value
+/// exact in f32, so Rust and the Python fixture script agree bit for bit. Random weights of the
+/// real architecture, for tests and benchmarks (FID needs the real `pt_inception` weights).
+pub fn synthetic_weight(name: &str, shape: &[usize]) -> Vec<f32> {
+    let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        seed = (seed ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let bit_length = |x: u64| 64 - x.leading_zeros() as u64;
+    let (offset, e, shift) = if name.ends_with(".conv.weight") {
+        (
+            0.0,
+            bit_length(150_000 * (shape[1] * shape[2] * shape[3]) as u64) / 2,
+            0,
+        )
+    } else if name == "fc.weight" {
+        (0.0, bit_length(150_000 * 2048) / 2, 0)
+    } else if name.ends_with(".bn.weight") {
+        (1.0, 13, 0)
+    } else if name.ends_with(".bn.running_var") {
+        (1.0, 14, 1024)
+    } else {
+        (0.0, 13, 0)
+    };
+    let scale = 2f64.powi(-(e as i32)) as f32;
+    (0..shape.iter().product::<usize>() as u64)
+        .map(|i| {
+            let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            offset + (((z >> 40) % 2049) as i64 - 1024 + shift) as f32 * scale
+        })
+        .collect()
+}
+
+/// A VarBuilder backend serving [`synthetic_weight`]s, remembering every tensor it made.
+#[derive(Default, Clone)]
+pub struct SyntheticWeights {
+    pub made: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<usize>)>>>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for SyntheticWeights {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: candle_core::DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.made
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?
+            .push((name.to_string(), s.dims().to_vec()));
+        Tensor::from_vec(synthetic_weight(name, s.dims()), s, dev)?.to_dtype(dtype)
+    }
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _: candle_core::DType,
+        _: &Device,
+    ) -> candle_core::Result<Tensor> {
+        candle_core::bail!("synthetic weight `{name}` needs a shape")
+    }
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+impl FidInception {
+    /// The network with [`synthetic_weight`]s (and the record of the tensors it asked for).
+    pub fn synthetic(device: &Device) -> Result<(Self, SyntheticWeights)> {
+        let backend = SyntheticWeights::default();
+        let vb = VarBuilder::from_backend(
+            Box::new(backend.clone()),
+            candle_core::DType::F32,
+            device.clone(),
+        );
+        Ok((Self::new(vb)?, backend))
+    }
+}

@@ -1,3 +1,4 @@
-//! What people look at: SVG charts now, HTML reports later.
+//! What people look at: SVG charts and the HTML evaluation report.
 
+pub mod html;
 pub mod plot;

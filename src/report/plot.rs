@@ -147,6 +147,106 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     s
 }
 
+/// Grouped bars: one group per label, one bar per series (`values[series][group]`), with
+/// optional error bars (`errors`, same shape).
+pub fn bar_chart(
+    title: &str,
+    y_label: &str,
+    groups: &[String],
+    series: &[(&str, Vec<f64>, Vec<f64>)],
+) -> String {
+    let (w, h, l, r, t, b) = (640.0, 360.0, 70.0, 20.0, 40.0, 60.0);
+    let top = series
+        .iter()
+        .flat_map(|(_, v, e)| {
+            v.iter()
+                .zip(e)
+                .map(|(v, e)| v + if e.is_finite() { *e } else { 0.0 })
+        })
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let sy = |y: f64| h - b - y / top * (h - t - b);
+    let gw = (w - l - r) / groups.len().max(1) as f64;
+    let bw = gw * 0.8 / series.len().max(1) as f64;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        w / 2.0,
+        esc(title)
+    );
+    for v in nice_ticks(0.0, top, 5) {
+        let y = sy(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{l}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            w - r,
+            l - 6.0,
+            y + 4.0,
+            fmt_tick(v)
+        );
+    }
+    for (gi, g) in groups.iter().enumerate() {
+        let x0 = l + gi as f64 * gw + gw * 0.1;
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            l + (gi as f64 + 0.5) * gw,
+            h - b + 16.0,
+            esc(g)
+        );
+        for (si, (_, vals, errs)) in series.iter().enumerate() {
+            let (v, e) = (vals[gi], errs[gi]);
+            if !v.is_finite() {
+                continue;
+            }
+            let x = x0 + si as f64 * bw;
+            let c = COLORS[si % COLORS.len()];
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{c}"/>"#,
+                sy(v),
+                bw * 0.9,
+                (h - b - sy(v)).max(0.0)
+            );
+            if e.is_finite() && e > 0.0 {
+                let cx = x + bw * 0.45;
+                let _ = write!(
+                    s,
+                    r#"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="black"/>"#,
+                    sy(v - e),
+                    sy(v + e)
+                );
+            }
+        }
+    }
+    let _ = write!(
+        s,
+        r#"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="black"/><text transform="translate(16,{}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        h - b,
+        w - r,
+        h - b,
+        (t + h - b) / 2.0,
+        esc(y_label)
+    );
+    for (si, (name, _, _)) in series.iter().enumerate() {
+        let c = COLORS[si % COLORS.len()];
+        let x = l + 10.0 + 150.0 * si as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{c}"/><text x="{}" y="{}">{}</text>"#,
+            h - 22.0,
+            x + 16.0,
+            h - 12.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +270,19 @@ mod tests {
         );
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("loss &lt;train&gt;") && svg.starts_with("<svg"));
+    }
+
+    #[test]
+    fn bars_per_group_and_series() {
+        let svg = bar_chart(
+            "reward",
+            "mean",
+            &["count".into(), "color".into()],
+            &[
+                ("a", vec![0.5, 0.6], vec![0.1, f64::NAN]),
+                ("b", vec![0.4, 0.7], vec![0.05, 0.05]),
+            ],
+        );
+        assert_eq!(svg.matches("<rect").count(), 1 + 4 + 2);
     }
 }

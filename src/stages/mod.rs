@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod embed;
+pub mod eval;
 pub mod eval_reward;
 pub mod feedback_import;
 pub mod finetune;
