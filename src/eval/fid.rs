@@ -4,13 +4,14 @@
 //! `python scripts/convert_fid_inception.py pt_inception-2015-12-05-6726825d.pth fid_inception.safetensors`.
 
 use super::frechet::Stats;
+use crate::io::image_source::{images_in, ImageSource};
 use crate::models::inception::{fid_input, FidInception};
 use crate::weights::{read_safetensors, save_safetensors, Mode, ParamStore};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use nalgebra::{DMatrix, DVector};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub struct FidExtractor {
     model: FidInception,
@@ -43,7 +44,7 @@ impl FidExtractor {
     /// pool3 features of image files (any size; read as RGB, scaled to [0, 1]).
     pub fn features(
         &self,
-        files: &[PathBuf],
+        files: &[ImageSource],
         batch_size: usize,
         mut on_batch: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
@@ -52,7 +53,7 @@ impl FidExtractor {
             let inputs = chunk
                 .iter()
                 .map(|f| {
-                    let img = crate::io::png_meta::load_rgb(f)?;
+                    let img = f.decode_rgb()?;
                     let (w, h) = img.dimensions();
                     let x: Vec<f32> = img.as_raw().iter().map(|v| *v as f32 / 255.0).collect();
                     let t = Tensor::from_vec(x, (h as usize, w as usize, 3), &Device::Cpu)?
@@ -74,21 +75,14 @@ impl FidExtractor {
     }
 }
 
-/// Image files of a reference set: a folder of images (sorted), searched one level deep.
-pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let exts = ["png", "jpg", "jpeg", "webp", "bmp"];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("could not list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
-        })
-        .collect();
-    files.sort();
+/// The images of a reference set: a folder of images, or of webdataset `.tar` shards.
+pub fn image_files(dir: &Path) -> Result<Vec<ImageSource>> {
+    let files = images_in(dir)?;
     if files.is_empty() {
-        bail!("{}: no images (png, jpg, webp, bmp) for FID", dir.display());
+        bail!(
+            "{}: no images (png, jpg, webp, bmp) and no .tar shards with images for FID",
+            dir.display()
+        );
     }
     Ok(files)
 }

@@ -39,6 +39,7 @@ pub struct ModelEval {
     pub reward_by_category: BTreeMap<String, Summary>,
     pub reward_by_split: BTreeMap<String, Summary>,
     pub clip_by_category: BTreeMap<String, Summary>,
+    pub clip_by_split: BTreeMap<String, Summary>,
     pub fid: Option<Fid>,
     #[serde(skip)]
     pub scores: Vec<ScoreRecord>,

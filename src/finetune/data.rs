@@ -4,62 +4,19 @@
 //! or a folder of images with a captions JSONL (`{"file": ..., "caption": ...}` per line).
 //! Images are decoded on demand, resized (short side, Pillow bicubic) and centre-cropped.
 
-use crate::embed::preprocess::{composite_on_white, resize_bicubic};
+use crate::embed::preprocess::resize_bicubic;
 use crate::feedback::TrainingLabel;
+pub use crate::io::image_source::{ImageSource, IMAGE_EXTS};
 use crate::io::jsonl::read_jsonl;
 use crate::io::manifest::ImageRecord;
 use crate::io::scores::ScoreRecord;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Where an image's encoded bytes are.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    File(PathBuf),
-    /// A member of a tar shard: the shard, the byte offset of its data, and its size.
-    TarMember {
-        shard: PathBuf,
-        offset: u64,
-        size: u64,
-        name: String,
-    },
-}
-
-impl ImageSource {
-    pub fn describe(&self) -> String {
-        match self {
-            ImageSource::File(p) => p.display().to_string(),
-            ImageSource::TarMember { shard, name, .. } => format!("{}:{name}", shard.display()),
-        }
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>> {
-        match self {
-            ImageSource::File(p) => {
-                std::fs::read(p).with_context(|| format!("could not read {}", p.display()))
-            }
-            ImageSource::TarMember {
-                shard,
-                offset,
-                size,
-                name,
-            } => {
-                let mut f = std::fs::File::open(shard)
-                    .with_context(|| format!("could not open {}", shard.display()))?;
-                f.seek(SeekFrom::Start(*offset))?;
-                let mut buf = vec![0u8; *size as usize];
-                f.read_exact(&mut buf)
-                    .with_context(|| format!("{}: member {name} is truncated", shard.display()))?;
-                Ok(buf)
-            }
-        }
-    }
-}
 
 /// One training image with its caption and weight.
 #[derive(Debug, Clone)]
@@ -71,14 +28,7 @@ pub struct Item {
 
 /// Decode, composite alpha onto white, resize the short side to `size` and centre-crop.
 pub fn load_square(source: &ImageSource, size: u32) -> Result<RgbImage> {
-    let bytes = source.bytes()?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| anyhow!("{}: not a readable image: {e}", source.describe()))?;
-    let rgb = if img.color().has_alpha() {
-        composite_on_white(&img.to_rgba8())
-    } else {
-        img.to_rgb8()
-    };
+    let rgb = source.decode_rgb()?;
     let (w, h) = rgb.dimensions();
     if w == 0 || h == 0 {
         bail!("{}: empty image", source.describe());
@@ -186,8 +136,6 @@ struct CaptionLine {
     file: String,
     caption: String,
 }
-
-const IMAGE_EXTS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
 
 /// Index the image + caption pairs of one webdataset shard (members grouped by key = name
 /// without extension; a key needs an image and a `.txt`).

@@ -10,11 +10,13 @@
 //! - [`png_meta`]: saving PNGs with `tEXt`/`iTXt` metadata (prompt, seed, model, ...),
 //!   reading that metadata back, and loading RGB images with errors that name the file.
 //!
+//! - [`image_source`]: image bytes in a file or a tar shard member, decoded alike.
 //! - [`manifest`], [`scores`]: the per-image records that stages exchange.
 //!
 //! Nothing here knows about models or tensors; errors are `anyhow` and always name the path.
 
 pub mod atomic;
+pub mod image_source;
 pub mod jsonl;
 pub mod manifest;
 pub mod png_meta;

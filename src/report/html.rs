@@ -4,7 +4,7 @@
 //! moved or served as it is.
 
 use super::plot::bar_chart;
-use crate::eval::results::EvalReport;
+use crate::eval::results::{EvalReport, ModelEval, Summary};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -13,6 +13,43 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+type Groups = BTreeMap<String, Summary>;
+
+/// A table of one measure: a row per model, a column per category then per split.
+fn summary_table(
+    h: &mut String,
+    title: &str,
+    r: &EvalReport,
+    categories: &[String],
+    splits: &[String],
+    pick: impl Fn(&ModelEval) -> (&Groups, &Groups),
+    digits: usize,
+) {
+    let _ = write!(h, "<h2>{}</h2><table><tr><th>model</th>", esc(title));
+    for k in categories.iter().chain(splits) {
+        let _ = write!(h, "<th>{}</th>", esc(k));
+    }
+    h.push_str("</tr>");
+    for m in &r.models {
+        let _ = write!(h, "<tr><td>{}</td>", esc(&m.name));
+        let (by_cat, by_split) = pick(m);
+        for (k, map) in categories
+            .iter()
+            .map(|k| (k, by_cat))
+            .chain(splits.iter().map(|k| (k, by_split)))
+        {
+            match map.get(k) {
+                Some(s) => {
+                    let _ = write!(h, "<td>{:.digits$} ± {:.digits$}</td>", s.mean, s.se);
+                }
+                None => h.push_str("<td>-</td>"),
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
 }
 
 pub fn eval_report(r: &EvalReport) -> String {
@@ -56,28 +93,24 @@ figure img{{width:160px;height:160px;image-rendering:pixelated;border:1px solid 
     h.push_str("</table><p class=\"meta\">± is one standard error over images. FID is biased upward at small sample counts: compare models only at equal counts.</p>");
     let categories: Vec<String> = r.models[0].reward_by_category.keys().cloned().collect();
     let splits: Vec<String> = r.models[0].reward_by_split.keys().cloned().collect();
-    h.push_str("<h2>Average reward by category and split</h2><table><tr><th>model</th>");
-    for k in categories.iter().chain(&splits) {
-        let _ = write!(h, "<th>{}</th>", esc(k));
-    }
-    h.push_str("</tr>");
-    for m in &r.models {
-        let _ = write!(h, "<tr><td>{}</td>", esc(&m.name));
-        for (k, map) in categories
-            .iter()
-            .map(|k| (k, &m.reward_by_category))
-            .chain(splits.iter().map(|k| (k, &m.reward_by_split)))
-        {
-            match map.get(k) {
-                Some(s) => {
-                    let _ = write!(h, "<td>{:.4} ± {:.4}</td>", s.mean, s.se);
-                }
-                None => h.push_str("<td>-</td>"),
-            }
-        }
-        h.push_str("</tr>");
-    }
-    h.push_str("</table>");
+    summary_table(
+        &mut h,
+        "Average reward by category and split",
+        r,
+        &categories,
+        &splits,
+        |m| (&m.reward_by_category, &m.reward_by_split),
+        4,
+    );
+    summary_table(
+        &mut h,
+        "Average CLIP score by category and split",
+        r,
+        &categories,
+        &splits,
+        |m| (&m.clip_by_category, &m.clip_by_split),
+        2,
+    );
     let series: Vec<(&str, Vec<f64>, Vec<f64>)> = r
         .models
         .iter()

@@ -11,6 +11,7 @@ use crate::eval::fid::{image_files, load_stats, save_stats, FidExtractor};
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::results::{summary, EvalReport, Fid, ModelEval, Summary};
 use crate::io::atomic::write_atomic;
+use crate::io::image_source::ImageSource;
 use crate::io::scores::ScoreRecord;
 use crate::pipeline::StableDiffusion;
 use crate::weights::{Mode, ModelSource};
@@ -63,7 +64,7 @@ fn reference_stats(
     let files = image_files(reference)?;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for f in &files {
-        for b in f.to_string_lossy().bytes() {
+        for b in f.describe().bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
@@ -121,7 +122,10 @@ pub fn run(inputs: &EvalInputs, embedder: &ClipEmbedder, device: &Device) -> Res
         )?;
         let fid = match &fid {
             Some((extractor, reference)) => {
-                let files: Vec<PathBuf> = scores.iter().map(|s| dir.join(&s.path)).collect();
+                let files: Vec<ImageSource> = scores
+                    .iter()
+                    .map(|s| ImageSource::File(dir.join(&s.path)))
+                    .collect();
                 let stats = Stats::from_features(&extractor.features(&files, 16, |_| {})?)?;
                 Some(Fid {
                     value: frechet_distance(&stats, reference)?,
@@ -151,6 +155,11 @@ pub fn run(inputs: &EvalInputs, embedder: &ClipEmbedder, device: &Device) -> Res
             clip_by_category: grouped(
                 &scores,
                 |s| s.prompt.category.as_str().into(),
+                |s| s.clip_score as f64,
+            ),
+            clip_by_split: grouped(
+                &scores,
+                |s| s.prompt.split.as_str().into(),
                 |s| s.clip_score as f64,
             ),
             fid,
