@@ -276,40 +276,52 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         );
     }
 
-    step(10, "eval: the same fresh seeds from the original and the fine-tuned model, scored by the reward");
-    for (name, model) in [
-        ("original", tiny.sd.clone()),
-        ("fine-tuned", ft_report.model_dir.clone()),
-    ] {
-        let dir = out.join("eval").join(name);
-        let g = sample(
-            &model,
-            &out.join("prompts/train.jsonl"),
-            &dir,
-            2,
-            1000,
+    step(10, "eval: the same fresh seeds from the original and the fine-tuned model, scored, with an HTML report");
+    let eval_inputs = super::eval::EvalInputs {
+        models: vec![
+            ("original".into(), tiny.sd.display().to_string()),
+            (
+                "fine-tuned".into(),
+                ft_report.model_dir.display().to_string(),
+            ),
+        ],
+        prompts: out.join("prompts/train.jsonl"),
+        images_per_prompt: 2,
+        seed: 1000,
+        sampling: SampleSettings {
+            scheduler: SchedulerKind::Ddim,
             steps,
-            device,
-        )?;
-        let s = score::run(
-            &embedder,
-            &reward_dir,
-            &g.manifest,
-            &cache,
-            64,
-            &dir.join("scores.jsonl"),
-        )?;
-        let rewards: Vec<f64> = s.iter().map(|r| r.reward as f64).collect();
-        let red: Vec<f64> = s
+            guidance: 7.5,
+            eta: 0.0,
+        },
+        batch_size: 16,
+        dtype: DType::F32,
+        reward: reward_dir.clone(),
+        embeddings: cache.clone(),
+        reference: None,
+        inception: None,
+        out: out.join("eval"),
+    };
+    let report = super::eval::run(&eval_inputs, &embedder, device)?;
+    print!("{}", report.table());
+    for m in &report.models {
+        let red: Vec<f64> = m
+            .scores
             .iter()
-            .map(|r| redness(&dir.join(&r.path)))
+            .map(|r| redness(&out.join("eval/samples").join(&m.name).join(&r.path)))
             .collect::<Result<_>>()?;
-        let (m, se) = crate::stats::mean_se(&rewards);
         let (rm, rse) = crate::stats::mean_se(&red);
-        println!("  {name:<10} mean reward {m:.4} ± {se:.4}, mean redness {rm:.2} ± {rse:.2} ({} images)", rewards.len());
+        println!(
+            "  {:<10} mean redness (what the stand-in labelers prefer) {rm:.2} ± {rse:.2}",
+            m.name
+        );
     }
+    println!(
+        "  FID is left out here: it needs pytorch-fid's Inception weights (`eval --inception`)."
+    );
 
-    println!("\nimages:   {}", out.join("generated/images").display());
+    println!("\nreport:   {}", out.join("eval/report.html").display());
+    println!("images:   {}", out.join("generated/images").display());
     println!("manifest: {}", manifest.display());
     println!(
         "reward:   {} (curves.svg, metrics.json)",

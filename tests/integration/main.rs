@@ -2,6 +2,7 @@
 //! errors, and the stages end to end on tiny models.
 
 mod common;
+mod demo;
 mod eval;
 mod fid;
 mod finetune;
