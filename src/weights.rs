@@ -250,7 +250,7 @@ impl ParamStore {
     /// Every parameter by checkpoint name, sorted.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> = match self.inner.mode {
-            Mode::Trainable => lock(&self.inner.varmap.data())
+            Mode::Trainable => lock(self.inner.varmap.data())
                 .iter()
                 .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
                 .collect(),
@@ -264,7 +264,7 @@ impl ParamStore {
     }
 
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let mut out: Vec<(String, Var)> = lock(&self.inner.varmap.data())
+        let mut out: Vec<(String, Var)> = lock(self.inner.varmap.data())
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -360,7 +360,7 @@ impl ParamStore {
             Mode::Trainable => {
                 let var = Var::from_tensor(&t)?;
                 let out = var.as_tensor().clone();
-                lock(&self.inner.varmap.data()).insert(name.to_string(), var);
+                lock(self.inner.varmap.data()).insert(name.to_string(), var);
                 Ok(out)
             }
             Mode::Frozen => {
@@ -372,7 +372,7 @@ impl ParamStore {
 
     fn existing(&self, name: &str) -> Option<Tensor> {
         match self.inner.mode {
-            Mode::Trainable => lock(&self.inner.varmap.data())
+            Mode::Trainable => lock(self.inner.varmap.data())
                 .get(name)
                 .map(|v| v.as_tensor().clone()),
             Mode::Frozen => lock(&self.inner.frozen).get(name).cloned(),

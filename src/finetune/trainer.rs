@@ -451,7 +451,7 @@ impl<'a> Trainer<'a> {
             on_step(&log);
             logs.push(log);
             if c.checkpoint_every > 0
-                && (self.step % c.checkpoint_every == 0 || self.step == c.steps)
+                && (self.step.is_multiple_of(c.checkpoint_every) || self.step == c.steps)
             {
                 self.save_checkpoint()?;
             }

@@ -209,7 +209,7 @@ impl Encoder {
         act: &str,
     ) -> Result<Self> {
         let act = Activation::parse(act)?;
-        if d % heads != 0 {
+        if !d.is_multiple_of(heads) {
             bail!("clip config: hidden_size {d} is not a multiple of num_attention_heads {heads}");
         }
         let layers = (0..layers)

@@ -424,10 +424,13 @@ pub fn synthetic_weight(name: &str, shape: &[usize]) -> Vec<f32> {
         .collect()
 }
 
+/// A tensor's name and shape.
+pub type NamedShape = (String, Vec<usize>);
+
 /// A VarBuilder backend serving [`synthetic_weight`]s, remembering every tensor it made.
 #[derive(Default, Clone)]
 pub struct SyntheticWeights {
-    pub made: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<usize>)>>>,
+    pub made: std::sync::Arc<std::sync::Mutex<Vec<NamedShape>>>,
 }
 
 impl candle_nn::var_builder::SimpleBackend for SyntheticWeights {

@@ -70,7 +70,7 @@ impl RewardModel {
             .context("the reward model's first layer has no bias")?;
         let mut h = ht
             .broadcast_add(&hi.unsqueeze(1)?)?
-            .broadcast_add(&bias)?
+            .broadcast_add(bias)?
             .relu()?;
         for (i, layer) in self.layers.iter().enumerate().skip(1) {
             h = layer.forward(&h)?;

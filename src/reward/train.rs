@@ -243,35 +243,6 @@ pub fn prompt_classification_loss(
     Ok(logp.narrow(1, 0, 1)?.mean_all()?.neg()?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prompt_classification_loss_by_hand() {
-        // One good image scored against its prompt and two perturbations: r = 0.9, 0.5, 0.1;
-        // T = 0.1 gives logits 9, 5, 1 and L_pc = log(1 + e^-4 + e^-8) = 0.0184795...
-        // A second image has one real perturbation and one padded slot.
-        let dev = Device::Cpu;
-        let scores = Tensor::new(&[[0.9f32, 0.5, 0.1], [0.6, 0.8, 0.0]], &dev).unwrap();
-        let mask = Tensor::new(&[[0f32, 0.0, 0.0], [0.0, 0.0, -1e4]], &dev).unwrap();
-        let l = prompt_classification_loss(&scores, &mask, 0.1)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64;
-        let first = (1.0 + (-4f64).exp() + (-8f64).exp()).ln();
-        let second = (1.0 + 2f64.exp()).ln(); // logits 6, 8: -log(e^6 / (e^6 + e^8))
-        assert!((l - (first + second) / 2.0).abs() < 1e-5, "{l}");
-        let only_first = prompt_classification_loss(
-            &scores.narrow(0, 0, 1).unwrap(),
-            &mask.narrow(0, 0, 1).unwrap(),
-            0.1,
-        )
-        .unwrap();
-        assert!((only_first.to_scalar::<f32>().unwrap() as f64 - 0.018_479_5).abs() < 1e-6);
-    }
-}
-
 /// Rewards for the examples `idx`, in order.
 pub fn predict(model: &RewardModel, data: &RewardData, idx: &[usize]) -> Result<Vec<f32>> {
     let dev = data.images.device();
@@ -479,4 +450,33 @@ pub fn train(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((model, params, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_classification_loss_by_hand() {
+        // One good image scored against its prompt and two perturbations: r = 0.9, 0.5, 0.1;
+        // T = 0.1 gives logits 9, 5, 1 and L_pc = log(1 + e^-4 + e^-8) = 0.0184795...
+        // A second image has one real perturbation and one padded slot.
+        let dev = Device::Cpu;
+        let scores = Tensor::new(&[[0.9f32, 0.5, 0.1], [0.6, 0.8, 0.0]], &dev).unwrap();
+        let mask = Tensor::new(&[[0f32, 0.0, 0.0], [0.0, 0.0, -1e4]], &dev).unwrap();
+        let l = prompt_classification_loss(&scores, &mask, 0.1)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        let first = (1.0 + (-4f64).exp() + (-8f64).exp()).ln();
+        let second = (1.0 + 2f64.exp()).ln(); // logits 6, 8: -log(e^6 / (e^6 + e^8))
+        assert!((l - (first + second) / 2.0).abs() < 1e-5, "{l}");
+        let only_first = prompt_classification_loss(
+            &scores.narrow(0, 0, 1).unwrap(),
+            &mask.narrow(0, 0, 1).unwrap(),
+            0.1,
+        )
+        .unwrap();
+        assert!((only_first.to_scalar::<f32>().unwrap() as f64 - 0.018_479_5).abs() < 1e-6);
+    }
 }

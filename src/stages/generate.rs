@@ -83,7 +83,7 @@ pub fn run(sd: &StableDiffusion, opts: &GenerateOptions) -> Result<GenerateRepor
     let native = sd.image_size();
     let size = opts.size.unwrap_or(native);
     let multiple = sd.vae.config.scale_factor() * sd.unet.config.downscale();
-    if size == 0 || size % multiple != 0 {
+    if size == 0 || !size.is_multiple_of(multiple) {
         bail!("image size {size} must be a positive multiple of {multiple} for this model");
     }
     let settings = GenerationSettings {

@@ -9,6 +9,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The named tensors of one file of a checkpoint.
+pub type TensorFile = HashMap<String, Tensor>;
+
 pub fn dir_name(step: u64) -> String {
     format!("step-{step:08}")
 }
@@ -74,7 +77,7 @@ pub fn save<S: Serialize>(
 pub fn load<S: DeserializeOwned>(
     dir: &Path,
     names: &[&str],
-) -> Result<(HashMap<String, HashMap<String, Tensor>>, S)> {
+) -> Result<(HashMap<String, TensorFile>, S)> {
     let state_path = dir.join("state.json");
     if !state_path.is_file() {
         bail!("{} is not a checkpoint (no state.json)", dir.display());

@@ -68,7 +68,7 @@ fn pixels_match_transformers_exactly() {
         .unwrap()
         .reshape((3, 1, 1))
         .unwrap();
-    let std = Tensor::new(&[0.26862954f32, 0.26130258, 0.27577711], &Device::Cpu)
+    let std = Tensor::new(&[0.26862954f32, 0.261_302_6, 0.275_777_1], &Device::Cpu)
         .unwrap()
         .reshape((3, 1, 1))
         .unwrap();

@@ -103,7 +103,15 @@ fn reward_stages_chain_on_tiny_models() {
         |_| {},
     )
     .unwrap();
-    assert!(report.epochs.iter().map(|e| e.train_mse).last().unwrap() < report.epochs[0].train_mse);
+    assert!(
+        report
+            .epochs
+            .iter()
+            .map(|e| e.train_mse)
+            .next_back()
+            .unwrap()
+            < report.epochs[0].train_mse
+    );
     for f in [
         "reward.safetensors",
         "reward_config.json",
