@@ -43,6 +43,29 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The opening of a chart: the svg element, a white background and the title.
+fn svg_open(w: f64, h: f64, title: &str) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        w / 2.0,
+        esc(title)
+    )
+}
+
+/// Horizontal grid lines with their labels, from `x_left` to `x_right`.
+fn y_grid(s: &mut String, ticks: Vec<f64>, sy: &dyn Fn(f64) -> f64, x_left: f64, x_right: f64) {
+    for v in ticks {
+        let y = sy(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{x_left}" y1="{y:.1}" x2="{x_right}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            x_left - 6.0,
+            y + 4.0,
+            fmt_tick(v)
+        );
+    }
+}
+
 /// A 640x400 line chart with axes, ticks, a legend, and one polyline per series (non-finite
 /// points are skipped).
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
@@ -71,24 +94,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     let (y0, y1) = (y0 - pad, y1 + pad);
     let sx = |x: f64| l + (x - x0) / (x1 - x0) * (w - l - r);
     let sy = |y: f64| h - b - (y - y0) / (y1 - y0) * (h - t - b);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        w / 2.0,
-        esc(title)
-    );
-    for v in nice_ticks(y0, y1, 5) {
-        let y = sy(v);
-        let _ = write!(
-            s,
-            r##"<line x1="{l}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            w - r,
-            l - 6.0,
-            y + 4.0,
-            fmt_tick(v)
-        );
-    }
+    let mut s = svg_open(w, h, title);
+    y_grid(&mut s, nice_ticks(y0, y1, 5), &sy, l, w - r);
     for v in nice_ticks(x0, x1, 6) {
         let x = sx(v);
         let _ = write!(
@@ -170,24 +177,8 @@ pub fn bar_chart(
     let sy = |y: f64| h - b - y / top * (h - t - b);
     let gw = (w - l - r) / groups.len().max(1) as f64;
     let bw = gw * 0.8 / series.len().max(1) as f64;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        w / 2.0,
-        esc(title)
-    );
-    for v in nice_ticks(0.0, top, 5) {
-        let y = sy(v);
-        let _ = write!(
-            s,
-            r##"<line x1="{l}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            w - r,
-            l - 6.0,
-            y + 4.0,
-            fmt_tick(v)
-        );
-    }
+    let mut s = svg_open(w, h, title);
+    y_grid(&mut s, nice_ticks(0.0, top, 5), &sy, l, w - r);
     for (gi, g) in groups.iter().enumerate() {
         let x0 = l + gi as f64 * gw + gw * 0.1;
         let _ = write!(
