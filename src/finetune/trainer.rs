@@ -95,6 +95,8 @@ pub struct Trainer<'a> {
     pre_data: Vec<Item>,
     image_size: u32,
     text_cache: HashMap<String, Tensor>,
+    /// Per data stream: the epoch and its permutation.
+    permutations: HashMap<u64, (u64, Vec<usize>)>,
     latent_cache: HashMap<(bool, usize), (Tensor, Tensor)>,
     pub step: u64,
     out: PathBuf,
@@ -159,6 +161,7 @@ impl<'a> Trainer<'a> {
             pre_data,
             image_size,
             text_cache: HashMap::new(),
+            permutations: HashMap::new(),
             latent_cache: HashMap::new(),
             step: 0,
             out: out.to_path_buf(),
@@ -231,21 +234,32 @@ impl<'a> Trainer<'a> {
     }
 
     /// The indices of `n` items of a data set for micro-step `micro`, from seeded per-epoch
-    /// permutations.
-    fn pick(&self, len: usize, n: usize, micro: u64, stream: u64) -> Vec<usize> {
+    /// permutations (the current one of each stream is kept, not redrawn per item).
+    fn pick(&mut self, len: usize, n: usize, micro: u64, stream: u64) -> Vec<usize> {
+        let seed = self.config.seed;
         (0..n as u64)
             .map(|j| {
                 let global = micro * n as u64 + j;
                 let (epoch, pos) = (global / len as u64, (global % len as u64) as usize);
-                let mut perm: Vec<usize> = (0..len).collect();
-                perm.shuffle(&mut rng(derive_seed(self.config.seed, &[stream, epoch])));
-                perm[pos]
+                let perm = self
+                    .permutations
+                    .entry(stream)
+                    .or_insert((u64::MAX, Vec::new()));
+                if perm.0 != epoch {
+                    let mut p: Vec<usize> = (0..len).collect();
+                    p.shuffle(&mut rng(derive_seed(seed, &[stream, epoch])));
+                    *perm = (epoch, p);
+                }
+                perm.1[pos]
             })
             .collect()
     }
 
-    fn text_states(&mut self, captions: &[&str]) -> Result<Tensor> {
-        let missing: Vec<&str> = captions
+    /// Text-encoder states for the captions. The generated images' prompts (a few thousand) are
+    /// kept after their first encoding; pre-training captions (hundreds of thousands, each state
+    /// 77 x 768 floats) are encoded every time.
+    fn text_states(&mut self, model_captions: &[&str], pre_captions: &[&str]) -> Result<Tensor> {
+        let missing: Vec<&str> = model_captions
             .iter()
             .copied()
             .filter(|c| !self.text_cache.contains_key(*c))
@@ -256,13 +270,19 @@ impl<'a> Trainer<'a> {
                 self.text_cache.insert(c.to_string(), states.get(i)?);
             }
         }
-        Ok(Tensor::stack(
-            &captions
-                .iter()
-                .map(|c| self.text_cache[*c].clone())
-                .collect::<Vec<_>>(),
-            0,
-        )?)
+        let mut parts: Vec<Tensor> = model_captions
+            .iter()
+            .map(|c| self.text_cache[*c].clone())
+            .collect();
+        if !pre_captions.is_empty() {
+            let pre = self.sd.encode_prompts(pre_captions)?;
+            parts.extend(
+                (0..pre_captions.len())
+                    .map(|i| pre.get(i))
+                    .collect::<candle_core::Result<Vec<_>>>()?,
+            );
+        }
+        Ok(Tensor::stack(&parts, 0)?)
     }
 
     /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
@@ -320,14 +340,14 @@ impl<'a> Trainer<'a> {
             .iter()
             .map(|&i| self.model_data[i].caption.clone())
             .collect();
-        let mut caps: Vec<&str> = model_caps.iter().map(String::as_str).collect();
+        let model_refs: Vec<&str> = model_caps.iter().map(String::as_str).collect();
         let pre_caps: Vec<String> = pi
             .iter()
             .map(|&i| self.pre_data[i].caption.clone())
             .collect();
+        let pre_refs: Vec<&str> = pre_caps.iter().map(String::as_str).collect();
         if use_pre {
             x0 = Tensor::cat(&[x0, self.latents(true, &pi, &mut r)?], 0)?;
-            caps.extend(pre_caps.iter().map(String::as_str));
         }
         let rewards: Vec<f32> = mi.iter().map(|&i| self.model_data[i].weight).collect();
         let weights = sample_weights(&rewards, pi.len(), c.beta);
@@ -342,7 +362,7 @@ impl<'a> Trainer<'a> {
                 .collect::<Result<Vec<_>>>()?,
             0,
         )?;
-        let context = self.text_states(&caps)?;
+        let context = self.text_states(&model_refs, &pre_refs)?;
         let dtype = self.compute_dtype();
         let (x0, noise, context) = (
             x0.to_dtype(dtype)?,
