@@ -427,7 +427,12 @@ pub fn train(
             break;
         }
     }
-    let (_, best_epoch, snapshot) = best.expect("at least one epoch ran");
+    let Some((_, best_epoch, snapshot)) = best else {
+        bail!(
+            "the reward model needs at least one epoch (epochs = {})",
+            opts.epochs
+        )
+    };
     for ((_, var), t) in params.named_vars().iter().zip(snapshot) {
         var.set(&t)?;
     }
