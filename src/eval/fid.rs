@@ -110,7 +110,32 @@ pub fn save_stats(stats: &Stats, path: &Path) -> Result<()> {
     save_safetensors(&t, path)
 }
 
+/// FID statistics from our safetensors file, or from pytorch-fid's `--save-stats` `.npz`.
 pub fn load_stats(path: &Path) -> Result<Stats> {
+    if path.extension().is_some_and(|e| e == "npz") {
+        let a = crate::io::npy::read_npz(path)?;
+        let get = |k: &str| {
+            a.get(k).with_context(|| {
+                format!("{}: not pytorch-fid statistics (no `{k}`)", path.display())
+            })
+        };
+        let (mu, sigma) = (get("mu")?, get("sigma")?);
+        let d = mu.data.len();
+        if sigma.shape != [d, d] {
+            bail!(
+                "{}: sigma has shape {:?}, expected [{d}, {d}]",
+                path.display(),
+                sigma.shape
+            );
+        }
+        // pytorch-fid does not store the sample count.
+        return Ok(Stats {
+            mu: DVector::from_vec(mu.data.clone()),
+            sigma: DMatrix::from_row_slice(d, d, &sigma.data),
+            n: 0,
+            centred: None,
+        });
+    }
     let t = read_safetensors(path)?;
     let get = |k: &str| {
         t.get(k)

@@ -27,7 +27,19 @@ pub fn summary(xs: &[f64]) -> Summary {
 pub struct Fid {
     pub value: f64,
     pub model_images: usize,
+    /// 0 when unknown (pytorch-fid's `.npz` statistics do not record it).
     pub reference_images: usize,
+}
+
+impl Fid {
+    /// The reference sample count for display (`?` when unknown).
+    pub fn reference_count(&self) -> String {
+        if self.reference_images == 0 {
+            "?".into()
+        } else {
+            self.reference_images.to_string()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +74,12 @@ impl EvalReport {
         );
         for m in &self.models {
             let fid = m.fid.as_ref().map_or("-".to_string(), |f| {
-                format!("{:.2} ({}/{})", f.value, f.model_images, f.reference_images)
+                format!(
+                    "{:.2} ({}/{})",
+                    f.value,
+                    f.model_images,
+                    f.reference_count()
+                )
             });
             s.push_str(&format!(
                 "{:<14} {:>8} {:>22} {:>10.4} ± {:.4} {:>10.2} ± {:.2}\n",

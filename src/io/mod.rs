@@ -19,5 +19,6 @@ pub mod atomic;
 pub mod image_source;
 pub mod jsonl;
 pub mod manifest;
+pub mod npy;
 pub mod png_meta;
 pub mod scores;

@@ -76,7 +76,7 @@ figure img{{width:160px;height:160px;image-rendering:pixelated;border:1px solid 
         let (fid, n) = m.fid.as_ref().map_or(("-".into(), "-".into()), |f| {
             (
                 format!("{:.2}", f.value),
-                format!("{} / {}", f.model_images, f.reference_images),
+                format!("{} / {}", f.model_images, f.reference_count()),
             )
         });
         let _ = write!(

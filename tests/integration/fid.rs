@@ -90,3 +90,31 @@ fn frechet_distance_matches_pytorch_fid() {
     assert!((fid - expected).abs() / expected < 1e-5);
     assert!(frechet_distance(&a, &a).unwrap().abs() < 1e-8);
 }
+
+#[test]
+fn pytorch_fid_npz_statistics_load_as_references() {
+    let r = candle_core::safetensors::load(
+        fixtures().join("inception/frechet.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let a = rlhf_t2i::eval::fid::load_stats(&fixtures().join("inception/stats_a.npz")).unwrap();
+    let b = rlhf_t2i::eval::fid::load_stats(&fixtures().join("inception/stats_b_compressed.npz"))
+        .unwrap();
+    assert_eq!(
+        a.mu.as_slice(),
+        r["mu_a"].to_vec1::<f64>().unwrap().as_slice()
+    );
+    let sigma_b: Vec<f64> = r["sigma_b"].flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(
+        b.sigma.transpose().as_slice(),
+        sigma_b.as_slice(),
+        "row-major sigma"
+    );
+    let fid = frechet_distance(&a, &b).unwrap();
+    let expected = r["fid"].to_vec1::<f64>().unwrap()[0];
+    assert!(
+        (fid - expected).abs() / expected < 1e-6,
+        "{fid} vs {expected}"
+    );
+}
