@@ -6,7 +6,8 @@
 
 use crate::embed::preprocess::resize_bicubic;
 use crate::feedback::TrainingLabel;
-pub use crate::io::image_source::{ImageSource, IMAGE_EXTS};
+pub use crate::io::image_source::ImageSource;
+use crate::io::image_source::{read_shard, ShardContents};
 use crate::io::jsonl::read_jsonl;
 use crate::io::manifest::ImageRecord;
 use crate::io::scores::ScoreRecord;
@@ -15,7 +16,6 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One training image with its caption and weight.
@@ -140,41 +140,12 @@ struct CaptionLine {
 /// Index the image + caption pairs of one webdataset shard (members grouped by key = name
 /// without extension; a key needs an image and a `.txt`).
 fn index_shard(shard: &Path) -> Result<Vec<Item>> {
-    let f = std::fs::File::open(shard)
-        .with_context(|| format!("could not open {}", shard.display()))?;
-    let mut archive = tar::Archive::new(f);
-    let mut images: BTreeMap<String, ImageSource> = BTreeMap::new();
-    let mut captions: HashMap<String, String> = HashMap::new();
-    for entry in archive
-        .entries()
-        .with_context(|| format!("{} is not a tar file", shard.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("{}: corrupt tar entry", shard.display()))?;
-        let name = entry.path()?.to_string_lossy().to_string();
-        let Some((key, ext)) = name.rsplit_once('.') else {
-            continue;
-        };
-        let ext = ext.to_ascii_lowercase();
-        if ext == "txt" {
-            let mut s = String::new();
-            entry
-                .read_to_string(&mut s)
-                .with_context(|| format!("{}: caption {name} is not UTF-8", shard.display()))?;
-            captions.insert(key.to_string(), s.trim().to_string());
-        } else if IMAGE_EXTS.contains(&ext.as_str()) {
-            let source = ImageSource::TarMember {
-                shard: shard.to_path_buf(),
-                offset: entry.raw_file_position(),
-                size: entry.size(),
-                name: name.clone(),
-            };
-            images.insert(key.to_string(), source);
-        }
-    }
+    let ShardContents { images, mut texts } = read_shard(shard)?;
+    let images: BTreeMap<String, ImageSource> = images.into_iter().collect();
     Ok(images
         .into_iter()
         .filter_map(|(key, source)| {
-            captions.remove(&key).map(|caption| Item {
+            texts.remove(&key).map(|caption| Item {
                 source,
                 caption,
                 weight: 1.0,

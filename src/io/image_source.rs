@@ -72,26 +72,46 @@ fn is_image(name: &str) -> bool {
         .is_some_and(|(_, e)| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Every image member of a tar shard, in archive order.
-pub fn shard_images(shard: &Path) -> Result<Vec<(String, ImageSource)>> {
+/// What a webdataset shard holds: its image members in archive order, and its `.txt` members
+/// (trimmed), each under its key (the member name without its extension).
+pub struct ShardContents {
+    pub images: Vec<(String, ImageSource)>,
+    pub texts: std::collections::HashMap<String, String>,
+}
+
+/// Walk a tar shard once, indexing images (read later in place) and reading captions.
+pub fn read_shard(shard: &Path) -> Result<ShardContents> {
     let f = std::fs::File::open(shard)
         .with_context(|| format!("could not open {}", shard.display()))?;
     let mut archive = tar::Archive::new(f);
-    let mut out = Vec::new();
+    let mut out = ShardContents {
+        images: Vec::new(),
+        texts: Default::default(),
+    };
     for entry in archive
         .entries()
         .with_context(|| format!("{} is not a tar file", shard.display()))?
     {
-        let entry = entry.with_context(|| format!("{}: corrupt tar entry", shard.display()))?;
+        let mut entry = entry.with_context(|| format!("{}: corrupt tar entry", shard.display()))?;
         let name = entry.path()?.to_string_lossy().to_string();
-        if is_image(&name) {
+        let Some((key, ext)) = name.rsplit_once('.') else {
+            continue;
+        };
+        let key = key.to_string();
+        if ext.eq_ignore_ascii_case("txt") {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .with_context(|| format!("{}: caption {name} is not UTF-8", shard.display()))?;
+            out.texts.insert(key, text.trim().to_string());
+        } else if is_image(&name) {
             let source = ImageSource::TarMember {
                 shard: shard.to_path_buf(),
                 offset: entry.raw_file_position(),
                 size: entry.size(),
-                name: name.clone(),
+                name,
             };
-            out.push((name, source));
+            out.images.push((key, source));
         }
     }
     Ok(out)
@@ -112,7 +132,7 @@ pub fn images_in(dir: &Path) -> Result<Vec<ImageSource>> {
     if !shards.is_empty() {
         let mut out = Vec::new();
         for s in shards {
-            out.extend(shard_images(s)?.into_iter().map(|(_, src)| src));
+            out.extend(read_shard(s)?.images.into_iter().map(|(_, src)| src));
         }
         return Ok(out);
     }

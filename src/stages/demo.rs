@@ -72,6 +72,16 @@ fn scripted_feedback(records: &[ImageRecord], root: &Path, out: &Path) -> Result
     Ok(())
 }
 
+/// The demo's sampler everywhere: DDIM, `steps` steps, guidance 7.5.
+fn demo_sampling(steps: usize) -> SampleSettings {
+    SampleSettings {
+        scheduler: SchedulerKind::Ddim,
+        steps,
+        guidance: 7.5,
+        eta: 0.0,
+    }
+}
+
 /// `n` images per prompt from the model in `model` (DDIM, guidance 7.5), into `out`.
 fn sample(
     model: &Path,
@@ -93,12 +103,7 @@ fn sample(
         out: out.to_path_buf(),
         images_per_prompt: Some(n),
         seed,
-        sampling: SampleSettings {
-            scheduler: SchedulerKind::Ddim,
-            steps,
-            guidance: 7.5,
-            eta: 0.0,
-        },
+        sampling: demo_sampling(steps),
         batch_size: 16,
         size: None,
         model_name: model.display().to_string(),
@@ -288,12 +293,7 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         prompts: out.join("prompts/train.jsonl"),
         images_per_prompt: 2,
         seed: 1000,
-        sampling: SampleSettings {
-            scheduler: SchedulerKind::Ddim,
-            steps,
-            guidance: 7.5,
-            eta: 0.0,
-        },
+        sampling: demo_sampling(steps),
         batch_size: 16,
         dtype: DType::F32,
         reward: reward_dir.clone(),
