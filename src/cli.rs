@@ -9,8 +9,8 @@ use crate::prompts::Vocabulary;
 use crate::reward::train::RewardTrainOptions;
 use crate::runtime::{parse_dtype, select_device};
 use crate::stages::{
-    demo, embed, eval_reward, feedback_import, generate, init_tiny, prompts, rejection, score,
-    train_reward,
+    compare, demo, embed, eval_reward, feedback_import, generate, init_tiny, label, prompts,
+    rejection, score, train_reward,
 };
 use crate::weights::{Mode, ModelSource};
 use anyhow::Result;
@@ -43,6 +43,19 @@ pub struct DeviceArgs {
     /// Compute dtype: f32, f16 or bf16 (weights of any of the three are converted)
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs --token (one is generated if absent)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one)
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Access token required on every request (letters, digits, '-', '_'; 16+ characters)
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -81,6 +94,42 @@ pub enum Command {
         /// Keep N prompts spread evenly over the set
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Serve the labeling page: three images of a prompt at a time, good / bad / skip, appended
+    /// to a feedback JSONL (resumes from it)
+    Label {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Answers each image needs, from different labelers (the paper: 2)
+        #[arg(long, default_value_t = 2)]
+        labels_per_image: usize,
+        #[arg(long, default_value_t = 3)]
+        images_per_query: usize,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Serve the blind A/B comparison page for two `generate` folders (votes appended to --out),
+    /// or summarise a votes file with --summarize
+    Compare {
+        #[arg(long, required_unless_present = "summarize")]
+        a: Option<PathBuf>,
+        #[arg(long, required_unless_present = "summarize")]
+        b: Option<PathBuf>,
+        #[arg(long, required_unless_present = "summarize")]
+        out: Option<PathBuf>,
+        /// Images shown per set (the paper: 4)
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        /// Seed of the per-prompt, per-rater left/right order
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the win / lose / tie summary of a votes file instead of serving
+        #[arg(long, conflicts_with_all = ["a", "b", "out"])]
+        summarize: Option<PathBuf>,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Sample images for a prompts file (resumable), writing PNGs and a JSONL manifest
     Generate {
@@ -299,6 +348,9 @@ pub enum Command {
         /// pytorch-fid's Inception weights converted to safetensors (scripts/convert_fid_inception.py)
         #[arg(long)]
         inception: Option<PathBuf>,
+        /// Votes from `compare` (the human A/B evaluation) to summarise in the report
+        #[arg(long)]
+        human_votes: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -339,6 +391,14 @@ pub enum FeedbackCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+fn server_args(s: &ServeArgs) -> label::ServerArgs<'_> {
+    label::ServerArgs {
+        host: &s.host,
+        port: s.port,
+        token: s.token.clone(),
+    }
 }
 
 fn vocabulary(path: Option<&std::path::Path>) -> Result<Vocabulary> {
@@ -418,6 +478,46 @@ pub fn main() -> Result<()> {
                 r.images_per_second,
                 r.manifest.display()
             );
+            Ok(())
+        }
+        Command::Label {
+            manifest,
+            out,
+            labels_per_image,
+            images_per_query,
+            serve,
+        } => {
+            let (server, url, note) = label::start(
+                &manifest,
+                &out,
+                labels_per_image,
+                images_per_query,
+                server_args(&serve),
+            )?;
+            println!("{note}\nlabeling page: {url}\n(Ctrl-C stops; every saved answer is already on disk)");
+            server.wait();
+            Ok(())
+        }
+        Command::Compare {
+            a,
+            b,
+            out,
+            images,
+            seed,
+            summarize,
+            serve,
+        } => {
+            if let Some(votes) = summarize {
+                print!("{}", compare::summary(&votes)?.table());
+                return Ok(());
+            }
+            let (Some(a), Some(b), Some(out)) = (a, b, out) else {
+                anyhow::bail!("--a, --b and --out are required");
+            };
+            let (server, url, note) =
+                compare::start(&a, &b, &out, images, seed, server_args(&serve))?;
+            println!("{note}\ncomparison page: {url}\n(Ctrl-C stops; every saved vote is already on disk)");
+            server.wait();
             Ok(())
         }
         Command::Feedback {
@@ -653,6 +753,7 @@ pub fn main() -> Result<()> {
             clip,
             reference,
             inception,
+            human_votes,
             out,
             device,
         } => {
@@ -706,10 +807,14 @@ pub fn main() -> Result<()> {
                 embeddings,
                 reference,
                 inception,
+                human_votes,
                 out: out.clone(),
             };
             let r = crate::stages::eval::run(&inputs, &embedder, &dev)?;
             print!("{}", r.table());
+            if let Some(h) = &r.human {
+                print!("\nhuman evaluation\n{}", h.table());
+            }
             println!(
                 "report: {} (eval.json beside it)",
                 out.join("report.html").display()

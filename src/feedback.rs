@@ -20,6 +20,8 @@ pub enum Label {
     Good,
     Bad,
     Skip,
+    /// Withdraws this labeler's earlier answer about this image (the labeling page's undo).
+    Undo,
 }
 
 impl Label {
@@ -28,6 +30,7 @@ impl Label {
             "good" | "1" | "yes" => Some(Label::Good),
             "bad" | "0" | "no" => Some(Label::Bad),
             "skip" => Some(Label::Skip),
+            "undo" => Some(Label::Undo),
             _ => None,
         }
     }
@@ -181,6 +184,23 @@ pub fn read_feedback(files: &[&Path], manifest: &[ImageRecord]) -> Result<Vec<Fe
     Ok(out)
 }
 
+/// The answers that stand: per (image, labeler) the latest answer, unless an undo withdrew it.
+/// In file order of those latest answers.
+pub fn standing_answers(feedback: &[FeedbackRecord]) -> Vec<&FeedbackRecord> {
+    let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, f) in feedback.iter().enumerate() {
+        let key = (f.image_id.as_str(), f.labeler.as_str());
+        if f.label == Label::Undo {
+            latest.remove(&key);
+        } else {
+            latest.insert(key, i);
+        }
+    }
+    let mut keep: Vec<usize> = latest.into_values().collect();
+    keep.sort_unstable();
+    keep.into_iter().map(|i| &feedback[i]).collect()
+}
+
 /// Combine answers per image under `policy`. Returns the labels (in manifest order) and how many
 /// images were dropped (ties, disagreements, only skips). A labeler's later answer about the same
 /// image replaces the earlier one.
@@ -189,17 +209,13 @@ pub fn aggregate(
     manifest: &[ImageRecord],
     policy: Policy,
 ) -> (Vec<TrainingLabel>, usize) {
-    let mut latest: HashMap<(&str, &str), Label> = HashMap::new();
-    for f in feedback {
-        latest.insert((f.image_id.as_str(), f.labeler.as_str()), f.label);
-    }
     let mut votes: HashMap<&str, [u32; 3]> = HashMap::new();
-    for ((image, _), label) in &latest {
-        let v = votes.entry(image).or_default();
-        v[match label {
+    for f in standing_answers(feedback) {
+        let v = votes.entry(f.image_id.as_str()).or_default();
+        v[match f.label {
             Label::Good => 0,
             Label::Bad => 1,
-            Label::Skip => 2,
+            Label::Skip | Label::Undo => 2,
         }] += 1;
     }
     let mut labels = Vec::new();
@@ -257,21 +273,24 @@ pub fn balance(labels: Vec<TrainingLabel>, seed: u64) -> Vec<TrainingLabel> {
     out
 }
 
-/// Per-category counts of good / bad / skip answers (the paper's Table 2), and of the labels.
+/// Per-category counts of the standing good / bad / skip answers (the paper's Table 2), and of
+/// the labels.
 pub fn summary(feedback: &[FeedbackRecord], labels: &[TrainingLabel]) -> String {
     let mut s = format!(
         "{:<12} {:>8} {:>8} {:>8} | {:>10} {:>10}\n",
         "category", "good", "bad", "skip", "label=good", "label=bad"
     );
+    let standing = standing_answers(feedback);
     let mut total = [0usize; 5];
     for cat in Category::ALL {
         let mut row = [0usize; 5];
-        for f in feedback.iter().filter(|f| f.prompt.category == cat) {
-            row[match f.label {
-                Label::Good => 0,
-                Label::Bad => 1,
-                Label::Skip => 2,
-            }] += 1;
+        for f in standing.iter().filter(|f| f.prompt.category == cat) {
+            match f.label {
+                Label::Good => row[0] += 1,
+                Label::Bad => row[1] += 1,
+                Label::Skip => row[2] += 1,
+                Label::Undo => {}
+            }
         }
         for l in labels.iter().filter(|l| l.prompt.category == cat) {
             row[if l.target > 0.5 { 3 } else { 4 }] += 1;

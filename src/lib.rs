@@ -2,9 +2,11 @@
 //! candle. Layout: `models/` (networks), `diffusion/` (schedules and samplers), `weights`
 //! (checkpoint loading and saving), `pipeline` (SD/CLIP assembled from a model source), `io/`
 //! (atomic files, JSONL, PNG metadata, manifests), `prompts` (the prompt grammar), `stages/` (one
-//! per subcommand) and `cli` (argument parsing only).
+//! per subcommand), `labeling` and `compare` (the human-facing pages, served by `web`) and `cli`
+//! (argument parsing only).
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod diffusion;
 pub mod embed;
@@ -12,6 +14,7 @@ pub mod eval;
 pub mod feedback;
 pub mod finetune;
 pub mod io;
+pub mod labeling;
 pub mod models;
 pub mod pipeline;
 pub mod prompts;
@@ -22,4 +25,5 @@ pub mod stages;
 pub mod stats;
 pub mod tokenizer;
 pub mod train;
+pub mod web;
 pub mod weights;

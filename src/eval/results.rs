@@ -63,6 +63,9 @@ pub struct EvalReport {
     pub images_per_prompt: u32,
     pub sampling: SampleSettings,
     pub models: Vec<ModelEval>,
+    /// The blind human A/B evaluation, when votes were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub human: Option<crate::compare::summary::Summary>,
 }
 
 impl EvalReport {

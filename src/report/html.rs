@@ -173,6 +173,50 @@ figure img{{width:160px;height:160px;image-rendering:pixelated;border:1px solid 
         }
         h.push_str("</div>");
     }
+    if let Some(human) = &r.human {
+        human_section(&mut h, human);
+    }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The blind A/B votes: win / lose / tie per group for both questions (Figure 4), and the share of
+/// prompts by number of raters preferring A (Appendix C).
+fn human_section(h: &mut String, s: &crate::compare::summary::Summary) {
+    let _ = write!(
+        h,
+        "<h2>Human evaluation (blind A/B)</h2><p class=\"meta\">A = {}, B = {}: {} votes on {} prompts by {} raters. Win = A preferred.</p>",
+        esc(&s.a),
+        esc(&s.b),
+        s.votes,
+        s.prompts,
+        s.raters
+    );
+    for q in [&s.alignment, &s.quality] {
+        let _ = write!(
+            h,
+            "<h3>{}</h3><table><tr><th>group</th><th>votes</th><th>win</th><th>lose</th><th>tie</th></tr>",
+            esc(&q.question)
+        );
+        for g in &q.groups {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
+                esc(&g.group),
+                g.votes,
+                g.win_pct(),
+                g.lose_pct(),
+                g.tie_pct()
+            );
+        }
+        h.push_str("</table><table><tr><th>raters preferring A</th>");
+        for v in 0..q.positive_votes.len() {
+            let _ = write!(h, "<th>{v}</th>");
+        }
+        h.push_str("</tr><tr><td>share of prompts</td>");
+        for p in &q.positive_votes {
+            let _ = write!(h, "<td>{p:.1}%</td>");
+        }
+        h.push_str("</tr></table>");
+    }
 }

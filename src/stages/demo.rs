@@ -300,6 +300,7 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         embeddings: cache.clone(),
         reference: None,
         inception: None,
+        human_votes: None,
         out: out.join("eval"),
     };
     let report = super::eval::run(&eval_inputs, &embedder, device)?;

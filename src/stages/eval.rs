@@ -35,6 +35,8 @@ pub struct EvalInputs {
     pub reference: Option<PathBuf>,
     /// pytorch-fid's Inception weights as safetensors (see `eval::fid`).
     pub inception: Option<PathBuf>,
+    /// Votes from `compare`, summarised into the report.
+    pub human_votes: Option<PathBuf>,
     pub out: PathBuf,
 }
 
@@ -171,6 +173,12 @@ pub fn run(inputs: &EvalInputs, embedder: &ClipEmbedder, device: &Device) -> Res
         images_per_prompt: inputs.images_per_prompt,
         sampling: inputs.sampling.clone(),
         models,
+        human: match &inputs.human_votes {
+            Some(v) => Some(crate::compare::summary::summarize(
+                &crate::compare::read_votes(v)?,
+            )),
+            None => None,
+        },
     };
     write_atomic(
         &inputs.out.join("eval.json"),

@@ -94,6 +94,7 @@ fn eval_compares_models_and_writes_a_report() {
         embeddings: d.join("emb.safetensors"),
         reference: Some(d.join("reference")),
         inception: Some(d.join("inception.safetensors")),
+        human_votes: Some(votes_file(d)),
         out: d.join("eval"),
     };
     let embedder = ClipEmbedder::load(&clip, DType::F32, &Device::Cpu).unwrap();
@@ -109,7 +110,10 @@ fn eval_compares_models_and_writes_a_report() {
             m.reward_by_category.contains_key("count") && m.reward_by_split.contains_key("seen")
         );
     }
+    let human = r.human.as_ref().expect("the votes are summarised");
+    assert_eq!((human.votes, human.alignment.groups[0].win), (2, 1));
     let html = std::fs::read_to_string(d.join("eval/report.html")).unwrap();
+    assert!(html.contains("Human evaluation (blind A/B)") && html.contains("50.0%"));
     assert!(
         html.contains("Table 3")
             && html.contains("baseline")
@@ -134,4 +138,26 @@ fn eval_compares_models_and_writes_a_report() {
     );
     assert!((f1 - f2).abs() < 1e-9 * f2, "{f1} vs {f2}");
     assert_eq!(again.models[0].reward.mean, r.models[0].reward.mean);
+}
+
+/// Two raters' votes on one prompt (one prefers A, one B), as `compare` writes them.
+fn votes_file(d: &std::path::Path) -> std::path::PathBuf {
+    use rlhf_t2i::compare::{Choice, Side, VoteRecord};
+    let prompt = rlhf_t2i::prompts::eval_prompts_builtin()[0].clone();
+    let vote = |rater: &str, c| VoteRecord {
+        prompt: prompt.clone(),
+        rater: rater.into(),
+        a: "tuned".into(),
+        b: "base".into(),
+        a_side: Side::Left,
+        alignment: c,
+        quality: Choice::Tie,
+        a_images: vec![],
+        b_images: vec![],
+        timestamp: String::new(),
+    };
+    let path = d.join("votes.jsonl");
+    rlhf_t2i::io::jsonl::write_jsonl(&path, &[vote("r1", Choice::A), vote("r2", Choice::B)])
+        .unwrap();
+    path
 }
