@@ -2,6 +2,7 @@
 //! the command line or training loops.
 
 pub mod clip;
+pub mod fused_attention;
 pub mod inception;
 pub mod nn;
 pub mod unet;

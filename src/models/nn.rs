@@ -116,7 +116,22 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Multi-head scaled-dot-product attention on `(B, N, heads*d)` inputs; `causal` masks the future.
+/// f32 on the CPU takes the fused op (`fused_attention`); everything else the unfused path.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+    if super::fused_attention::applies(q) {
+        return super::fused_attention::fused_attention(q, k, v, heads, causal);
+    }
+    unfused_attention(q, k, v, heads, causal)
+}
+
+/// Attention from primitive ops: matmuls and a softmax, the score matrix materialised.
+pub fn unfused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal: bool,
+) -> Result<Tensor> {
     let (b, n, c) = q.dims3()?;
     let m = k.dim(1)?;
     let d = c / heads;
