@@ -76,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             checkpoint_every: 0,
             keep_checkpoints: 1,
             cache_latents: cache,
+            caption_dropout: 0.0,
         };
         let data = model_dataset(&gen.manifest, &Weights::Scores(d.join("s.jsonl")))?;
         let mut t = Trainer::new(

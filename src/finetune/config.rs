@@ -41,6 +41,15 @@ pub struct FinetuneConfig {
     pub keep_checkpoints: usize,
     /// Encode every image with the VAE once (posterior mean and std kept, sampled each use).
     pub cache_latents: bool,
+    /// Share of captions replaced by the empty prompt, so the model also learns the
+    /// unconditional prediction that classifier-free guidance needs (SD's recipe: 0.1 when
+    /// training from scratch; 0, the default, when fine-tuning).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub caption_dropout: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl FinetuneConfig {

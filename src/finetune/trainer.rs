@@ -336,14 +336,23 @@ impl<'a> Trainer<'a> {
             vec![]
         };
         let mut x0 = self.latents(false, &mi, &mut r)?;
+        // Its own stream, so a zero dropout leaves every other draw as it was.
+        let mut drop = rng(derive_seed(c.seed, &[micro, 3]));
+        let mut caption = |text: &str| -> String {
+            if c.caption_dropout > 0.0 && drop.random::<f64>() < c.caption_dropout {
+                String::new()
+            } else {
+                text.to_string()
+            }
+        };
         let model_caps: Vec<String> = mi
             .iter()
-            .map(|&i| self.model_data[i].caption.clone())
+            .map(|&i| caption(&self.model_data[i].caption))
             .collect();
         let model_refs: Vec<&str> = model_caps.iter().map(String::as_str).collect();
         let pre_caps: Vec<String> = pi
             .iter()
-            .map(|&i| self.pre_data[i].caption.clone())
+            .map(|&i| caption(&self.pre_data[i].caption))
             .collect();
         let pre_refs: Vec<&str> = pre_caps.iter().map(String::as_str).collect();
         if use_pre {

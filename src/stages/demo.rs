@@ -259,6 +259,7 @@ pub fn run(out: &Path, device: &Device, images_per_prompt: u32, steps: usize) ->
         precision: crate::finetune::config::Precision::F32,
         checkpoint_every: 10,
         cache_latents: true,
+        caption_dropout: 0.0,
         ..crate::config::parse(crate::cli::PAPER_CONFIG, "configs/paper.json")?
     };
     ft.optim.lr = 1e-3;

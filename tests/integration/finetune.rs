@@ -124,6 +124,7 @@ pub fn config(steps: u64, beta: f64) -> FinetuneConfig {
         checkpoint_every: 0,
         keep_checkpoints: 2,
         cache_latents: false,
+        caption_dropout: 0.0,
     }
 }
 
