@@ -131,6 +131,29 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Time the workloads of the PyTorch reference benchmark (full-size SD1.5 and CLIP ViT-L/14
+    /// with random weights on a GPU; the tiny models on the CPU); one JSON line each
+    Bench {
+        /// auto (CUDA when built with it and present), cpu, cuda or cuda:N
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Full-size models even on the CPU (slow: ~40 s per UNet forward)
+        #[arg(long)]
+        full_size: bool,
+        /// Only measurements whose name contains this
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long)]
+        repeats: Option<usize>,
+        /// Also write the records as JSON here
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The shape world: pre-train its models, or reproduce the paper's claims in it
+    World {
+        #[command(subcommand)]
+        command: WorldCommand,
+    },
     /// Sample images for a prompts file (resumable), writing PNGs and a JSONL manifest
     Generate {
         #[arg(long)]
@@ -393,6 +416,45 @@ pub enum FeedbackCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum WorldCommand {
+    /// Train the world's SD (VAE, text encoder, UNet) and CLIP from scratch (resumable)
+    Pretrain {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 6000)]
+        images: usize,
+        #[arg(long, default_value_t = 1500)]
+        vae_steps: usize,
+        #[arg(long, default_value_t = 600)]
+        clip_steps: usize,
+        #[arg(long, default_value_t = 700)]
+        unet_steps: u64,
+        #[arg(long, default_value_t = 32)]
+        unet_batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        unet_lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Run the paper's experiments in the world (prompts -> generate -> oracle labels -> reward
+    /// -> finetune -> eval) and write report.md, charts and the HTML report
+    Reproduce {
+        /// The pre-trained world models (`world pretrain` output); default: the committed ones
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, default_value = "world-out")]
+        out: PathBuf,
+        /// The CI-sized run (< 5 minutes): claims 1 and 2
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
 fn server_args(s: &ServeArgs) -> label::ServerArgs<'_> {
     label::ServerArgs {
         host: &s.host,
@@ -520,6 +582,89 @@ pub fn main() -> Result<()> {
             server.wait();
             Ok(())
         }
+        Command::Bench {
+            device,
+            full_size,
+            filter,
+            repeats,
+            out,
+        } => {
+            let dev = select_device(&device)?;
+            let mut o = crate::bench::BenchOptions::for_device(&dev);
+            o.full_size |= full_size;
+            o.filter = filter;
+            if let Some(r) = repeats {
+                o.repeats = r;
+            }
+            let records = crate::bench::run(&dev, &o, |r| println!("{r}"))?;
+            print!("{}", crate::bench::table(&records, &dev));
+            if let Some(out) = out {
+                crate::io::atomic::write_atomic(
+                    &out,
+                    serde_json::to_string_pretty(&records)?.as_bytes(),
+                )?;
+            }
+            Ok(())
+        }
+        Command::World { command } => match command {
+            WorldCommand::Pretrain {
+                out,
+                images,
+                vae_steps,
+                clip_steps,
+                unet_steps,
+                unet_batch,
+                unet_lr,
+                seed,
+                device,
+            } => {
+                let plan = crate::world::pretrain::PretrainPlan {
+                    images,
+                    vae_steps,
+                    clip_steps,
+                    unet_steps,
+                    unet_batch,
+                    unet_lr,
+                    seed,
+                };
+                let t0 = std::time::Instant::now();
+                let r =
+                    crate::world::pretrain::pretrain(&out, &plan, &select_device(&device)?, |l| {
+                        eprintln!("[{:7.1} s] {l}", t0.elapsed().as_secs_f64())
+                    })?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                Ok(())
+            }
+            WorldCommand::Reproduce {
+                models,
+                out,
+                quick,
+                device,
+            } => {
+                use crate::world::reproduce;
+                let models = models.unwrap_or_else(crate::world::committed_models);
+                let plan = if quick {
+                    reproduce::ReproducePlan::quick()
+                } else {
+                    reproduce::ReproducePlan::full()
+                };
+                let t0 = std::time::Instant::now();
+                let r = reproduce::run(&models, &out, &plan, &select_device(&device)?, |l| {
+                    println!("[{:6.1} s] {l}", t0.elapsed().as_secs_f64())
+                })?;
+                print!("{}", std::fs::read_to_string(out.join("report.md"))?);
+                println!(
+                    "\nclaim 1 (fine-tuning raises alignment): {}; claim 2 (reward beats CLIP score): {}",
+                    reproduce::report::claim1_holds(&r),
+                    reproduce::report::claim2_holds(&r)
+                );
+                println!(
+                    "report: {} (and eval/report.html)",
+                    out.join("report.md").display()
+                );
+                Ok(())
+            }
+        },
         Command::Feedback {
             command:
                 FeedbackCommand::Import {

@@ -5,6 +5,7 @@
 //! per subcommand), `labeling` and `compare` (the human-facing pages, served by `web`) and `cli`
 //! (argument parsing only).
 
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -27,3 +28,4 @@ pub mod tokenizer;
 pub mod train;
 pub mod web;
 pub mod weights;
+pub mod world;

@@ -471,7 +471,8 @@ impl Vocabulary {
         Ok(out)
     }
 
-    fn record(
+    /// A prompt record with its text rendered and its split taken from the object's `seen` flag.
+    pub fn record(
         &self,
         id: String,
         category: Category,

@@ -1,6 +1,7 @@
 //! The integration test binary: parity with the reference implementations, gradients, loading
 //! errors, and the stages end to end on tiny models.
 
+mod bench;
 mod browser;
 mod common;
 mod comparing;
@@ -18,3 +19,4 @@ mod preprocess;
 mod reward;
 mod reward_stages;
 mod web_common;
+mod world;

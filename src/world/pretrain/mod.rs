@@ -1,0 +1,350 @@
+//! `rlhf-t2i world pretrain`: the world's own "Stable Diffusion" and "CLIP", trained from scratch
+//! on rendered images with true captions, in four resumable stages:
+//! 1. render the pre-training set (`data/`);
+//! 2. the autoencoder (32 px <-> 16x16x4);
+//! 3. CLIP, contrastively (the reward model's frozen embedder; its text tower is also SD's text
+//!    encoder, as SD1.5 uses OpenAI CLIP's);
+//! 4. the UNet, by the fine-tuning trainer with every image weighted 1 and no pre-training term
+//!    (that is exactly the denoising objective SD was trained with).
+//!
+//! Outputs: `sd/` (diffusers layout) and `clip/` (transformers layout), loadable by every stage.
+
+pub mod clip;
+pub mod vae;
+
+use super::dataset::{load_images, write_pretraining_set, CaptionedImage, SCENES};
+use crate::finetune::config::{FinetuneConfig, Precision};
+use crate::finetune::data::pretrain_dataset;
+use crate::finetune::output::write_model_folder;
+use crate::finetune::trainer::{load_base, Trainer};
+use crate::io::atomic::write_atomic;
+use crate::io::jsonl::read_jsonl;
+use crate::models::clip::ClipConfig;
+use crate::models::unet::{UNet2DConditionModel, UNetConfig};
+use crate::models::vae::VaeConfig;
+use crate::train::optim::AdamWConfig;
+use crate::train::schedule::Decay;
+use crate::weights::{save_safetensors, Mode, ModelSource, ParamStore};
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const WORLD_UNET: &str = include_str!("../../../configs/world/unet.json");
+pub const WORLD_VAE: &str = include_str!("../../../configs/world/vae.json");
+pub const WORLD_TEXT_ENCODER: &str = include_str!("../../../configs/world/text_encoder.json");
+pub const WORLD_CLIP: &str = include_str!("../../../configs/world/clip.json");
+const SCHEDULER: &str = include_str!("../../../configs/tiny/scheduler.json");
+const MODEL_INDEX: &str = include_str!("../../../configs/tiny/model_index.json");
+const TOKENIZER_CONFIG: &str = include_str!("../../../configs/tiny/tokenizer_config.json");
+
+/// A training curve: (step, loss).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Curve(pub Vec<(usize, f64)>);
+
+impl Curve {
+    pub fn push(&mut self, step: usize, loss: f64) {
+        self.0.push((step, loss));
+    }
+    /// Mean loss over the first and the last `k` steps.
+    pub fn ends(&self, k: usize) -> (f64, f64) {
+        let k = k.min(self.0.len()).max(1);
+        let mean = |s: &[(usize, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len().max(1) as f64;
+        (mean(&self.0[..k]), mean(&self.0[self.0.len() - k..]))
+    }
+}
+
+/// How much of everything to train (the command's flags).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainPlan {
+    pub images: usize,
+    pub vae_steps: usize,
+    pub clip_steps: usize,
+    pub unet_steps: u64,
+    pub unet_batch: usize,
+    pub unet_lr: f64,
+    pub seed: u64,
+}
+
+impl PretrainPlan {
+    /// What produced the committed checkpoints (`assets/world/`).
+    pub fn committed() -> PretrainPlan {
+        PretrainPlan {
+            images: 6000,
+            vae_steps: 1500,
+            clip_steps: 600,
+            unet_steps: 700,
+            unet_batch: 32,
+            unet_lr: 1e-3,
+            seed: 0,
+        }
+    }
+}
+
+/// Where the pre-trained world models are, and what their training measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainReport {
+    pub plan: PretrainPlan,
+    pub vae_mse_first_last: (f64, f64),
+    pub vae_scaling_factor: f64,
+    pub clip_loss_first_last: (f64, f64),
+    pub unet_loss_first_last: (f64, f64),
+    pub seconds: f64,
+}
+
+fn stage_done(dir: &Path) -> bool {
+    dir.join(".done").exists()
+}
+
+fn mark_done(dir: &Path) -> Result<()> {
+    write_atomic(&dir.join(".done"), b"")
+}
+
+/// Run (or resume) every stage into `out`. `log` receives progress lines.
+pub fn pretrain(
+    out: &Path,
+    plan: &PretrainPlan,
+    device: &Device,
+    mut log: impl FnMut(&str),
+) -> Result<PretrainReport> {
+    let started = std::time::Instant::now();
+    let data = out.join("data");
+    let set: Vec<CaptionedImage> = if stage_done(&data) {
+        read_jsonl(&data.join(SCENES))?
+    } else {
+        log(&format!("rendering {} pre-training images", plan.images));
+        let s = write_pretraining_set(&data, plan.images, plan.seed)?;
+        mark_done(&data)?;
+        s
+    };
+    let images = load_images(&data, &set, device)?;
+    let sd_init = out.join("sd-init");
+    let (vae_curve, scaling) = train_vae_stage(&sd_init, &images, plan, device, &mut log)?;
+    let clip_curve = train_clip_stage(out, &sd_init, &images, &set, plan, device, &mut log)?;
+    let unet_curve = train_unet_stage(out, &sd_init, &data, plan, device, &mut log)?;
+    let report = PretrainReport {
+        plan: plan.clone(),
+        vae_mse_first_last: vae_curve.ends(50),
+        vae_scaling_factor: scaling,
+        clip_loss_first_last: clip_curve.ends(50),
+        unet_loss_first_last: unet_curve.ends(50),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_atomic(
+        &out.join("pretrain.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn train_vae_stage(
+    sd: &Path,
+    images: &Tensor,
+    plan: &PretrainPlan,
+    device: &Device,
+    log: &mut impl FnMut(&str),
+) -> Result<(Curve, f64)> {
+    let dir = sd.join("vae");
+    let curve_file = dir.join("curve.json");
+    if stage_done(&dir) {
+        let c: Curve = serde_json::from_str(&std::fs::read_to_string(&curve_file)?)?;
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+        return Ok((c, cfg["scaling_factor"].as_f64().unwrap_or(1.0)));
+    }
+    let config: VaeConfig = serde_json::from_str(WORLD_VAE)?;
+    let opts = vae::VaeTraining {
+        steps: plan.vae_steps,
+        batch: 16,
+        lr: 1e-3,
+        kl_weight: 1e-6,
+        seed: plan.seed ^ 1,
+        crop: Some(16),
+    };
+    let t = vae::train_vae(images, &config, &opts, device, |s, l| {
+        if s % 50 == 0 {
+            log(&format!("vae step {s}/{}: mse {l:.5}", opts.steps));
+        }
+    })?;
+    t.store
+        .save(&dir.join("diffusion_pytorch_model.safetensors"), DType::F32)?;
+    let mut cfg: serde_json::Value = serde_json::from_str(WORLD_VAE)?;
+    cfg["scaling_factor"] = serde_json::json!(t.scaling_factor);
+    write_atomic(
+        &dir.join("config.json"),
+        serde_json::to_string_pretty(&cfg)?.as_bytes(),
+    )?;
+    write_atomic(&curve_file, serde_json::to_string(&t.curve)?.as_bytes())?;
+    mark_done(&dir)?;
+    Ok((t.curve, t.scaling_factor))
+}
+
+fn train_clip_stage(
+    out: &Path,
+    sd: &Path,
+    images: &Tensor,
+    set: &[CaptionedImage],
+    plan: &PretrainPlan,
+    device: &Device,
+    log: &mut impl FnMut(&str),
+) -> Result<Curve> {
+    let dir = out.join("clip");
+    let curve_file = dir.join("curve.json");
+    if stage_done(&dir) {
+        return Ok(serde_json::from_str(&std::fs::read_to_string(
+            &curve_file,
+        )?)?);
+    }
+    let tok_json = super::tokenizer::tokenizer_json(&super::vocabulary())?;
+    for d in [dir.clone(), sd.join("tokenizer")] {
+        write_atomic(&d.join("tokenizer.json"), tok_json.as_bytes())?;
+        write_atomic(
+            &d.join("tokenizer_config.json"),
+            TOKENIZER_CONFIG.as_bytes(),
+        )?;
+    }
+    let tokenizer = crate::tokenizer::ClipTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let config: ClipConfig = serde_json::from_str(WORLD_CLIP)?;
+    let pixels = clip_pixels(images)?;
+    let captions: Vec<String> = set.iter().map(|c| c.caption.clone()).collect();
+    let opts = clip::ClipTraining {
+        steps: plan.clip_steps,
+        batch: 64,
+        lr: 1e-3,
+        seed: plan.seed ^ 2,
+    };
+    let t = clip::train_clip(
+        &pixels,
+        &captions,
+        &tokenizer,
+        &config,
+        &opts,
+        device,
+        |s, l| {
+            if s % 50 == 0 {
+                log(&format!("clip step {s}/{}: loss {l:.4}", opts.steps));
+            }
+        },
+    )?;
+    t.store.save(&dir.join("model.safetensors"), DType::F32)?;
+    write_atomic(&dir.join("config.json"), WORLD_CLIP.as_bytes())?;
+    // SD's text encoder is the CLIP text tower (same tensor names under `text_model.`).
+    let text: HashMap<String, Tensor> = t
+        .store
+        .named_tensors()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("text_model."))
+        .collect();
+    save_safetensors(&text, &sd.join("text_encoder/model.safetensors"))?;
+    write_atomic(
+        &sd.join("text_encoder/config.json"),
+        WORLD_TEXT_ENCODER.as_bytes(),
+    )?;
+    write_atomic(&curve_file, serde_json::to_string(&t.curve)?.as_bytes())?;
+    mark_done(&dir)?;
+    Ok(t.curve)
+}
+
+/// [-1, 1] images to CLIP's normalisation (the world's images are already CLIP's 32 px size).
+pub fn clip_pixels(images: &Tensor) -> Result<Tensor> {
+    use crate::embed::preprocess::{CLIP_MEAN, CLIP_STD};
+    let dev = images.device();
+    let mean = Tensor::new(&CLIP_MEAN, dev)?.reshape((1, 3, 1, 1))?;
+    let std = Tensor::new(&CLIP_STD, dev)?.reshape((1, 3, 1, 1))?;
+    Ok(((images + 1.0)? * 0.5)?
+        .broadcast_sub(&mean)?
+        .broadcast_div(&std)?)
+}
+
+fn train_unet_stage(
+    out: &Path,
+    sd_init: &Path,
+    data: &Path,
+    plan: &PretrainPlan,
+    device: &Device,
+    log: &mut impl FnMut(&str),
+) -> Result<Curve> {
+    let final_dir = out.join("sd");
+    let train_dir = out.join("unet-training");
+    if stage_done(&final_dir) {
+        return read_unet_curve(&train_dir);
+    }
+    // A fresh UNet and the rest of the diffusers folder.
+    let unet_dir = sd_init.join("unet");
+    if !unet_dir
+        .join("diffusion_pytorch_model.safetensors")
+        .exists()
+    {
+        let config: UNetConfig = serde_json::from_str(WORLD_UNET)?;
+        let store = ParamStore::random(
+            plan.seed ^ 3,
+            "world unet",
+            Mode::Frozen,
+            DType::F32,
+            &Device::Cpu,
+        );
+        UNet2DConditionModel::new(store.var_builder(), &config)?;
+        store.save(
+            &unet_dir.join("diffusion_pytorch_model.safetensors"),
+            DType::F32,
+        )?;
+        write_atomic(&unet_dir.join("config.json"), WORLD_UNET.as_bytes())?;
+        write_atomic(
+            &sd_init.join("scheduler/scheduler_config.json"),
+            SCHEDULER.as_bytes(),
+        )?;
+        write_atomic(&sd_init.join("model_index.json"), MODEL_INDEX.as_bytes())?;
+    }
+    let source = ModelSource::parse(&sd_init.display().to_string())?;
+    let sd = load_base(&source, device)?;
+    let items = pretrain_dataset(&data.join(super::dataset::CAPTIONS))?;
+    let config = FinetuneConfig {
+        optim: AdamWConfig {
+            lr: plan.unet_lr,
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        },
+        warmup_steps: 100,
+        decay: Decay::Cosine,
+        steps: plan.unet_steps,
+        model_batch: plan.unet_batch,
+        pre_batch: 0,
+        grad_accum: 1,
+        max_grad_norm: 1.0,
+        beta: 0.0,
+        precision: Precision::F32,
+        ema_decay: Some(0.995),
+        seed: plan.seed ^ 4,
+        checkpoint_every: 250,
+        keep_checkpoints: 1,
+        cache_latents: true,
+        caption_dropout: 0.1,
+    };
+    let mut trainer = Trainer::new(&sd, config, items, Vec::new(), &train_dir, true)?;
+    let total = plan.unet_steps;
+    trainer.run(|l| {
+        if l.step % 100 == 0 || l.step == total {
+            log(&format!(
+                "unet step {}/{total}: loss {:.4} ({:.1} img/s)",
+                l.step, l.loss, l.images_per_s
+            ));
+        }
+    })?;
+    write_model_folder(&source, &trainer.final_weights(), DType::F32, &final_dir)?;
+    mark_done(&final_dir)?;
+    read_unet_curve(&train_dir)
+}
+
+fn read_unet_curve(train_dir: &Path) -> Result<Curve> {
+    let logs: Vec<crate::finetune::trainer::StepLog> =
+        read_jsonl(&train_dir.join("metrics.jsonl")).context("the UNet's training metrics")?;
+    Ok(Curve(
+        logs.iter().map(|l| (l.step as usize, l.loss)).collect(),
+    ))
+}
+
+/// The model folders inside a pre-training output.
+pub fn model_paths(out: &Path) -> (PathBuf, PathBuf) {
+    (out.join("sd"), out.join("clip"))
+}

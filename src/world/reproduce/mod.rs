@@ -1,0 +1,569 @@
+//! `rlhf-t2i world reproduce`: the paper's experiments in the shape world, run through the
+//! ordinary stages (prompts, generate, feedback import, embed, train-reward, score, finetune,
+//! eval) with the oracle as the labeler, and measured against the oracle's exact verdicts.
+
+pub mod report;
+
+use super::label::{alignment, judge_manifest, write_feedback, Judged};
+use crate::diffusion::sampler::{SampleSettings, SchedulerKind};
+use crate::embed::embedder::ClipEmbedder;
+use crate::feedback::Policy;
+use crate::finetune::config::{FinetuneConfig, Precision};
+use crate::finetune::data::Weights;
+use crate::io::jsonl::read_jsonl;
+use crate::io::scores::ScoreRecord;
+use crate::pipeline::StableDiffusion;
+use crate::prompts::{read_prompts_jsonl, write_prompts_jsonl};
+use crate::reward::train::RewardTrainOptions;
+use crate::stages::prompts::PromptSet;
+use crate::stages::{
+    embed, eval, eval_reward, feedback_import, finetune, generate, prompts, score, train_reward,
+};
+use crate::stats::{clustered_proportion, mean_se, Proportion};
+use crate::train::optim::AdamWConfig;
+use crate::weights::{Mode, ModelSource};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// How big a run is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReproducePlan {
+    pub quick: bool,
+    /// Multiplies the vocabulary's images per training prompt.
+    pub train_images_scale: f64,
+    pub eval_images_per_prompt: u32,
+    pub ddim_steps: usize,
+    pub guidance: f64,
+    pub finetune_steps: u64,
+    pub finetune_batch: usize,
+    pub finetune_lr: f64,
+    /// Images per prompt for rejection sampling (best `keep` of these); 0 skips it.
+    pub rejection_n: u32,
+    pub rejection_keep: usize,
+    /// Run all three Table 3 variants (else only the main one: + unlabeled + pre-training loss).
+    pub all_variants: bool,
+    pub seed: u64,
+}
+
+impl ReproducePlan {
+    pub fn full() -> ReproducePlan {
+        ReproducePlan {
+            quick: false,
+            train_images_scale: 1.0,
+            eval_images_per_prompt: 4,
+            ddim_steps: 10,
+            guidance: 5.0,
+            finetune_steps: 150,
+            finetune_batch: 8,
+            finetune_lr: 5e-4,
+            rejection_n: 16,
+            rejection_keep: 4,
+            all_variants: true,
+            seed: 0,
+        }
+    }
+
+    /// The CI variant (< 5 minutes): claims 1 and 2 only.
+    pub fn quick() -> ReproducePlan {
+        ReproducePlan {
+            quick: true,
+            train_images_scale: 0.5,
+            eval_images_per_prompt: 2,
+            finetune_steps: 80,
+            rejection_n: 0,
+            all_variants: false,
+            ..ReproducePlan::full()
+        }
+    }
+}
+
+/// One fine-tuned model of the Table 3 ablation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRow {
+    pub name: String,
+    pub alignment: BTreeMap<String, Proportion>,
+    pub reward_mean: f64,
+    pub reward_se: f64,
+    /// Fréchet distance of world-CLIP image features to the world's rendered images.
+    pub fid_clip: f64,
+}
+
+/// Everything measured; `report` turns it into markdown and charts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub plan: ReproducePlan,
+    /// Claim 1 and 4: per model (original first).
+    pub models: Vec<ModelRow>,
+    /// Claim 2: preference accuracy per scorer and split (held-out prompts, oracle labels).
+    pub reward_accuracy: BTreeMap<String, BTreeMap<String, Proportion>>,
+    /// Claim 3: oracle alignment of the best `keep` of `n` by reward, and of `keep` at random.
+    pub rejection: Option<(Proportion, Proportion)>,
+    /// The labeled training set: images, share good per category.
+    pub training_labels: BTreeMap<String, Proportion>,
+    /// The oracle on VAE round trips of fresh renders: share judged good (they all are).
+    pub oracle_on_vae_roundtrips: f64,
+    pub seconds: f64,
+}
+
+fn sampling(plan: &ReproducePlan) -> SampleSettings {
+    SampleSettings {
+        scheduler: SchedulerKind::Ddim,
+        steps: plan.ddim_steps,
+        guidance: plan.guidance,
+        eta: 0.0,
+    }
+}
+
+fn load_sd(model: &Path, device: &Device) -> Result<StableDiffusion> {
+    StableDiffusion::load(
+        &ModelSource::Local(model.to_path_buf()),
+        Mode::Frozen,
+        DType::F32,
+        device,
+    )
+}
+
+fn gen(
+    sd: &StableDiffusion,
+    prompts: &Path,
+    out: &Path,
+    n: Option<u32>,
+    seed: u64,
+    plan: &ReproducePlan,
+) -> Result<PathBuf> {
+    let r = generate::run(
+        sd,
+        &generate::GenerateOptions {
+            prompts: prompts.to_path_buf(),
+            out: out.to_path_buf(),
+            images_per_prompt: n,
+            seed,
+            sampling: sampling(plan),
+            batch_size: 32,
+            size: None,
+            model_name: "world".into(),
+        },
+    )?;
+    Ok(r.manifest)
+}
+
+/// Run the experiment with the world models in `models` (`sd/`, `clip/`, `data/`) into `out`.
+pub fn run(
+    models: &Path,
+    out: &Path,
+    plan: &ReproducePlan,
+    device: &Device,
+    mut log: impl FnMut(&str),
+) -> Result<Results> {
+    let t0 = std::time::Instant::now();
+    let (base, clip_dir) = super::pretrain::model_paths(models);
+    for p in [&base, &clip_dir] {
+        if !p.is_dir() {
+            bail!(
+                "{} is missing: run `rlhf-t2i world pretrain --out {}` first",
+                p.display(),
+                models.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(out)?;
+    let data = pretraining_data(models, out)?;
+    let vocab = super::vocabulary();
+    let vocab_path = out.join("vocabulary.json");
+    crate::io::atomic::write_atomic(&vocab_path, super::VOCABULARY_JSON.as_bytes())?;
+
+    log("prompts: the paper's training grammar over the seen shapes, and the evaluation set");
+    let train_prompts = out.join("prompts/train.jsonl");
+    prompts::run(
+        PromptSet::Train,
+        Some(&vocab_path),
+        plan.seed,
+        None,
+        &train_prompts,
+    )?;
+    let mut tp = read_prompts_jsonl(&train_prompts)?;
+    for p in &mut tp {
+        let n = p.images_per_prompt.unwrap_or(4) as f64 * plan.train_images_scale;
+        p.images_per_prompt = Some((n.round() as u32).max(2));
+    }
+    write_prompts_jsonl(&train_prompts, &tp)?;
+    let eval_prompts = out.join("prompts/eval.jsonl");
+    write_prompts_jsonl(&eval_prompts, &super::dataset::eval_prompts(plan.seed)?)?;
+
+    log("generate: the pre-trained model's images for the training prompts");
+    let sd = load_sd(&base, device)?;
+    let manifest = gen(
+        &sd,
+        &train_prompts,
+        &out.join("generated"),
+        None,
+        plan.seed,
+        plan,
+    )?;
+
+    log("label: the oracle judges every image; feedback import turns the answers into labels");
+    let judged = judge_manifest(&manifest)?;
+    let feedback = out.join("feedback/oracle.jsonl");
+    write_feedback(&judged, &feedback)?;
+    let labels = out.join("feedback/labels.jsonl");
+    feedback_import::run(&manifest, &[feedback], Policy::Majority, false, 0, &labels)?;
+    let training_labels = alignment(&judged.iter().collect::<Vec<_>>(), plan.seed);
+
+    log("embed + train-reward: with the auxiliary loss, without it, and with half the data");
+    let clip_name = clip_dir.display().to_string();
+    let embedder = ClipEmbedder::load(&clip_name, DType::F32, device)?;
+    let cache = out.join("embeddings.safetensors");
+    embed::run(&embedder, &manifest, &cache, &vocab, 64)?;
+    let mut rewards: Vec<(&str, RewardTrainOptions)> = vec![
+        ("reward", reward_options(plan, 0.5, false)),
+        ("reward without L_pc", reward_options(plan, 0.0, false)),
+    ];
+    if !plan.quick {
+        rewards.push(("reward, half data", reward_options(plan, 0.5, true)));
+    }
+    let mut reward_dirs = Vec::new();
+    for (name, opts) in &rewards {
+        let dir = out.join("rewards").join(slug(name));
+        train_reward::run(
+            &train_reward::TrainRewardInputs {
+                labels: &labels,
+                manifest: &manifest,
+                embeddings: &cache,
+                clip: &clip_name,
+                vocab: &vocab,
+                out: &dir,
+            },
+            opts,
+            device,
+            |_| {},
+        )?;
+        reward_dirs.push((name.to_string(), dir));
+    }
+    let main_reward = reward_dirs[0].1.clone();
+    let scores = out.join("scores.jsonl");
+    score::run(&embedder, &main_reward, &manifest, &cache, 64, &scores)?;
+
+    log("finetune: reward-weighted denoising loss (the Table 3 variants)");
+    let mut variants: Vec<(String, Weights, bool)> = Vec::new();
+    if plan.all_variants {
+        variants.push((
+            "human labels only".into(),
+            Weights::Labels(labels.clone()),
+            false,
+        ));
+        variants.push((
+            "+ unlabeled (reward)".into(),
+            Weights::Scores(scores.clone()),
+            false,
+        ));
+    }
+    variants.push((
+        "+ pre-training loss".into(),
+        Weights::Scores(scores.clone()),
+        true,
+    ));
+    let mut model_list = vec![("original".to_string(), base.display().to_string())];
+    for (name, weights, pre) in &variants {
+        let dir = out.join("finetune").join(slug(name));
+        let r = finetune::run(
+            &finetune::FinetuneInputs {
+                model: base.display().to_string(),
+                manifest: manifest.clone(),
+                weights: weights.clone(),
+                pretrain: pre.then(|| data.join(super::dataset::CAPTIONS)),
+                out: dir,
+                resume: true,
+            },
+            &finetune_config(plan, *pre),
+            device,
+            false,
+        )?;
+        model_list.push((name.clone(), r.model_dir.display().to_string()));
+    }
+
+    log("eval: every model on the evaluation prompts, same seeds; the oracle judges them");
+    let report = eval::run(
+        &eval::EvalInputs {
+            models: model_list.clone(),
+            prompts: eval_prompts.clone(),
+            images_per_prompt: plan.eval_images_per_prompt,
+            seed: 1000,
+            sampling: sampling(plan),
+            batch_size: 32,
+            dtype: DType::F32,
+            reward: main_reward.clone(),
+            embeddings: cache.clone(),
+            reference: None,
+            inception: None,
+            human_votes: None,
+            out: out.join("eval"),
+        },
+        &embedder,
+        device,
+    )?;
+    let reference = reference_features(&data, &embedder)?;
+    let mut rows = Vec::new();
+    let mut original_judged: Vec<Judged> = Vec::new();
+    for m in &report.models {
+        let dir = out.join("eval/samples").join(&m.name);
+        let judged = judge_manifest(&dir.join(crate::io::manifest::MANIFEST))?;
+        let files: Vec<PathBuf> = m.scores.iter().map(|s| dir.join(&s.path)).collect();
+        let feats = embedder.embed_image_files(&files)?;
+        let fid_clip = crate::eval::frechet::frechet_distance(
+            &crate::eval::frechet::Stats::from_features(&feats)?,
+            &reference,
+        )?;
+        rows.push(ModelRow {
+            name: m.name.clone(),
+            alignment: alignment(&judged.iter().collect::<Vec<_>>(), plan.seed),
+            reward_mean: m.reward.mean,
+            reward_se: m.reward.se,
+            fid_clip,
+        });
+        if original_judged.is_empty() {
+            original_judged = judged;
+        }
+    }
+
+    log("reward accuracy: learned rewards vs the CLIP score on the original model's held-out images");
+    let eval_manifest = out
+        .join("eval/samples/original")
+        .join(crate::io::manifest::MANIFEST);
+    let eval_feedback = out.join("feedback/eval-oracle.jsonl");
+    write_feedback(&original_judged, &eval_feedback)?;
+    let eval_labels = out.join("feedback/eval-labels.jsonl");
+    feedback_import::run(
+        &eval_manifest,
+        &[eval_feedback],
+        Policy::Majority,
+        false,
+        0,
+        &eval_labels,
+    )?;
+    let mut reward_accuracy = BTreeMap::new();
+    for (name, dir) in &reward_dirs {
+        let s = out.join(format!("eval/scores-{}.jsonl", slug(name)));
+        score::run(&embedder, dir, &eval_manifest, &cache, 64, &s)?;
+        // A model whose held-out images are all good or all bad leaves no pairs to rank: that
+        // is a result (no accuracy), not a failure of the run.
+        let ev = match eval_reward::run(&eval_labels, &s, plan.seed) {
+            Ok(ev) => ev,
+            Err(e) => {
+                log(&format!("  no preference accuracy: {e:#}"));
+                continue;
+            }
+        };
+        if reward_accuracy.is_empty() {
+            reward_accuracy.insert("CLIP score".to_string(), ev.clip_score.clone());
+        }
+        reward_accuracy.insert(name.clone(), ev.reward);
+    }
+
+    let rejection = if plan.rejection_n > 0 {
+        log("rejection sampling: best of n by reward against the same number at random");
+        let m = gen(
+            &sd,
+            &eval_prompts,
+            &out.join("rejection"),
+            Some(plan.rejection_n),
+            2000,
+            plan,
+        )?;
+        let s = out.join("rejection/scores.jsonl");
+        score::run(&embedder, &main_reward, &m, &cache, 64, &s)?;
+        Some(rejection_alignment(
+            &judge_manifest(&m)?,
+            &read_jsonl(&s)?,
+            plan,
+        )?)
+    } else {
+        None
+    };
+
+    let results = Results {
+        plan: plan.clone(),
+        models: rows,
+        reward_accuracy,
+        rejection,
+        training_labels,
+        oracle_on_vae_roundtrips: oracle_on_roundtrips(&sd.vae, device, 200, plan.seed)?,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    report::write(out, &results)?;
+    Ok(results)
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn reward_options(plan: &ReproducePlan, lambda: f64, half: bool) -> RewardTrainOptions {
+    RewardTrainOptions {
+        hidden: vec![256, 256],
+        lambda,
+        optim: AdamWConfig {
+            lr: 1e-3,
+            weight_decay: 1e-2,
+            ..Default::default()
+        },
+        batch_size: 32,
+        epochs: 40,
+        patience: 10,
+        val_fraction: 0.2,
+        half_data: half,
+        seed: plan.seed,
+        ..Default::default()
+    }
+}
+
+fn finetune_config(plan: &ReproducePlan, pretrain_loss: bool) -> FinetuneConfig {
+    FinetuneConfig {
+        optim: AdamWConfig {
+            lr: plan.finetune_lr,
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        },
+        warmup_steps: 10,
+        decay: crate::train::schedule::Decay::Constant,
+        steps: plan.finetune_steps,
+        model_batch: plan.finetune_batch,
+        pre_batch: if pretrain_loss {
+            plan.finetune_batch
+        } else {
+            0
+        },
+        grad_accum: 1,
+        max_grad_norm: 1.0,
+        beta: if pretrain_loss { 1.0 } else { 0.0 },
+        precision: Precision::F32,
+        ema_decay: None,
+        seed: plan.seed,
+        checkpoint_every: 50,
+        keep_checkpoints: 1,
+        cache_latents: true,
+        caption_dropout: 0.0,
+    }
+}
+
+/// The world's pre-training images (D_pre and the FID reference): the models folder's `data/`,
+/// or, where only the checkpoints were kept (as in the repository), the same images rendered
+/// again from the seed and count in its `pretrain.json` (rendering is deterministic).
+fn pretraining_data(models: &Path, out: &Path) -> Result<PathBuf> {
+    let data = models.join("data");
+    if data.join(super::dataset::SCENES).exists() {
+        return Ok(data);
+    }
+    let report: super::pretrain::PretrainReport = serde_json::from_str(
+        &std::fs::read_to_string(models.join("pretrain.json"))
+            .with_context(|| format!("{} has neither data/ nor pretrain.json", models.display()))?,
+    )?;
+    let data = out.join("world-data");
+    if !data.join(super::dataset::SCENES).exists() {
+        super::dataset::write_pretraining_set(&data, report.plan.images, report.plan.seed)?;
+    }
+    Ok(data)
+}
+
+/// World-CLIP image-feature statistics of (up to 1000 of) the world's rendered images.
+fn reference_features(data: &Path, embedder: &ClipEmbedder) -> Result<crate::eval::frechet::Stats> {
+    let set: Vec<super::dataset::CaptionedImage> =
+        read_jsonl(&data.join(super::dataset::SCENES))
+            .context("the pre-training images (the FID reference)")?;
+    let files: Vec<PathBuf> = set.iter().take(1000).map(|c| data.join(&c.file)).collect();
+    crate::eval::frechet::Stats::from_features(&embedder.embed_image_files(&files)?)
+}
+
+/// Per prompt: the `keep` best images by reward vs `keep` drawn at random; oracle alignment of
+/// each selection with an interval from a bootstrap over prompts.
+fn rejection_alignment(
+    judged: &[Judged],
+    scores: &[ScoreRecord],
+    plan: &ReproducePlan,
+) -> Result<(Proportion, Proportion)> {
+    let reward: HashMap<&str, f32> = scores
+        .iter()
+        .map(|s| (s.image_id.as_str(), s.reward))
+        .collect();
+    let mut by_prompt: BTreeMap<&str, Vec<(f32, bool)>> = BTreeMap::new();
+    for j in judged {
+        let r = *reward
+            .get(j.record.id.as_str())
+            .with_context(|| format!("image `{}` has no score", j.record.id))?;
+        by_prompt
+            .entry(&j.record.prompt.id)
+            .or_default()
+            .push((r, j.good));
+    }
+    let mut rng = crate::runtime::rng(plan.seed ^ 0x5E1EC7);
+    let (mut top, mut random) = (Vec::new(), Vec::new());
+    for imgs in by_prompt.values_mut() {
+        let k = plan.rejection_keep.min(imgs.len()) as f64;
+        let mut shuffled = imgs.clone();
+        shuffled.shuffle(&mut rng);
+        let good = |v: &[(f32, bool)]| v.iter().take(k as usize).filter(|x| x.1).count() as f64;
+        random.push((good(&shuffled), k));
+        imgs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        top.push((good(imgs), k));
+    }
+    Ok((
+        clustered_proportion(&top, 2000, plan.seed),
+        clustered_proportion(&random, 2000, plan.seed),
+    ))
+}
+
+/// The oracle on fresh renders passed through the world VAE (encode, decode): the closest thing
+/// to a generated image with a known answer. Returns the share judged good.
+pub fn oracle_on_roundtrips(
+    vae: &crate::models::vae::AutoencoderKL,
+    device: &Device,
+    n: usize,
+    seed: u64,
+) -> Result<f64> {
+    use super::render::{render, SIZE};
+    use super::scene::{Scene, Shape};
+    let mut rng = crate::runtime::rng(seed ^ 0xA11CE);
+    let scenes: Vec<Scene> = (0..n)
+        .map(|_| Scene::random(&mut rng, &Shape::ALL))
+        .collect();
+    let mut data = Vec::with_capacity(n * 3 * SIZE * SIZE);
+    for s in &scenes {
+        let px = render(s, &mut rng).pixels;
+        for ch in 0..3 {
+            data.extend((0..SIZE * SIZE).map(|i| px[i * 3 + ch] as f32 / 127.5 - 1.0));
+        }
+    }
+    let x = candle_core::Tensor::from_vec(data, (n, 3, SIZE, SIZE), device)?;
+    let decoded = vae.decode(&vae.encode(&x)?.mean)?;
+    let imgs = crate::pipeline::tensor_to_images(&decoded)?;
+    let good = scenes
+        .iter()
+        .zip(&imgs)
+        .filter(|(s, img)| {
+            super::oracle::observe(img.as_raw(), SIZE, SIZE)
+                .map(|o| super::oracle::judge(&o, &s.claim_all()).good)
+                .unwrap_or(false)
+        })
+        .count();
+    Ok(good as f64 / n as f64)
+}
+
+/// Mean and standard error of a list (for the report).
+pub fn summarize(xs: &[f64]) -> (f64, f64) {
+    mean_se(xs)
+}

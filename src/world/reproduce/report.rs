@@ -1,0 +1,213 @@
+//! The reproduction's report: `report.md` (every number with its interval and, for each claim,
+//! whether it reproduced), `results.json`, and SVG charts; the images are in `eval/report.html`.
+
+use super::Results;
+use crate::io::atomic::write_atomic;
+use crate::report::plot::bar_chart;
+use crate::stats::Proportion;
+use anyhow::Result;
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn pct(p: &Proportion) -> String {
+    if p.value.is_nan() {
+        return "n/a".into();
+    }
+    format!(
+        "{:.1}% [{:.1}, {:.1}]",
+        100.0 * p.value,
+        100.0 * p.lo,
+        100.0 * p.hi
+    )
+}
+
+/// Claim 1: is the main fine-tuned model's alignment above the original's, beyond both intervals?
+pub fn claim1_holds(r: &Results) -> bool {
+    let (Some(orig), Some(tuned)) = (r.models.first(), r.models.last()) else {
+        return false;
+    };
+    match (orig.alignment.get("all"), tuned.alignment.get("all")) {
+        (Some(a), Some(b)) => b.lo > a.hi,
+        _ => false,
+    }
+}
+
+/// Claim 2: does the learned reward (with L_pc) beat the CLIP score on all held-out pairs?
+pub fn claim2_holds(r: &Results) -> bool {
+    let acc = |name: &str| {
+        r.reward_accuracy
+            .get(name)
+            .and_then(|m| m.get("all"))
+            .map(|p| p.value)
+    };
+    matches!((acc("reward"), acc("CLIP score")), (Some(a), Some(c)) if a > c)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "**reproduced**"
+    } else {
+        "**not reproduced** here"
+    }
+}
+
+pub fn write(out: &Path, r: &Results) -> Result<()> {
+    write_atomic(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(r)?.as_bytes(),
+    )?;
+    let groups: Vec<String> = [
+        "all",
+        "count",
+        "color",
+        "background",
+        "combination",
+        "seen",
+        "unseen",
+    ]
+    .map(String::from)
+    .into_iter()
+    .filter(|g| {
+        r.models
+            .first()
+            .is_some_and(|m| m.alignment.contains_key(g))
+    })
+    .collect();
+    let series: Vec<(&str, Vec<f64>, Vec<f64>)> = r
+        .models
+        .iter()
+        .map(|m| {
+            let v: Vec<f64> = groups
+                .iter()
+                .map(|g| 100.0 * m.alignment[g].value)
+                .collect();
+            let e: Vec<f64> = groups
+                .iter()
+                .map(|g| 100.0 * (m.alignment[g].hi - m.alignment[g].value))
+                .collect();
+            (m.name.as_str(), v, e)
+        })
+        .collect();
+    write_atomic(
+        &out.join("alignment.svg"),
+        bar_chart(
+            "Oracle alignment rate (Figure 4 analogue)",
+            "% of images judged good",
+            &groups,
+            &series,
+        )
+        .as_bytes(),
+    )?;
+    let splits: Vec<String> = ["all", "seen", "unseen"].map(String::from).to_vec();
+    let acc_series: Vec<(&str, Vec<f64>, Vec<f64>)> = r
+        .reward_accuracy
+        .iter()
+        .map(|(name, m)| {
+            let get = |s: &String| m.get(s).map_or(f64::NAN, |p| 100.0 * p.value);
+            let err = |s: &String| m.get(s).map_or(f64::NAN, |p| 100.0 * (p.hi - p.value));
+            (
+                name.as_str(),
+                splits.iter().map(get).collect(),
+                splits.iter().map(err).collect(),
+            )
+        })
+        .collect();
+    write_atomic(
+        &out.join("reward-accuracy.svg"),
+        bar_chart(
+            "Preference accuracy (Figure 3 analogue)",
+            "% of pairs ranked right",
+            &splits,
+            &acc_series,
+        )
+        .as_bytes(),
+    )?;
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} DDIM steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on VAE round trips of fresh renders it judges {:.1}% good (all are).\n",
+        if r.plan.quick { "Quick" } else { "Full" },
+        r.seconds,
+        r.plan.ddim_steps,
+        r.plan.guidance,
+        r.plan.eval_images_per_prompt,
+        r.plan.finetune_steps,
+        r.plan.finetune_batch,
+        r.plan.finetune_lr,
+        100.0 * r.oracle_on_vae_roundtrips
+    );
+    let _ = writeln!(md, "The pre-trained model's images for the training prompts, as labeled by the oracle (share good):\n");
+    for (g, p) in &r.training_labels {
+        let _ = writeln!(md, "- {g}: {} of {} images", pct(p), p.n);
+    }
+    let _ = writeln!(
+        md,
+        "\n## 1. Alignment of the original and the fine-tuned models (Figure 4 analogue): {}\n\n![alignment](alignment.svg)\n",
+        verdict(claim1_holds(r))
+    );
+    let _ = write!(md, "| group |");
+    for m in &r.models {
+        let _ = write!(md, " {} |", m.name);
+    }
+    let _ = writeln!(md, "\n|---|{}", "---|".repeat(r.models.len()));
+    for g in &groups {
+        let _ = write!(md, "| {g} |");
+        for m in &r.models {
+            let _ = write!(md, " {} |", pct(&m.alignment[g]));
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(
+        md,
+        "\nThe paper expects a clear gain, largest on counts. The last column is the main model (reward-weighted loss on labeled and reward-scored images plus the pre-training loss).\n\n## 2. Preference accuracy of the learned reward vs the CLIP score (Figure 3 analogue): {}\n\n![reward accuracy](reward-accuracy.svg)\n\nPairs of one good and one bad image of the same held-out evaluation prompt (the original model's samples, oracle labels).\n\n| scorer | all | seen | unseen |\n|---|---|---|---|",
+        verdict(claim2_holds(r))
+    );
+    for (name, m) in &r.reward_accuracy {
+        let get = |s: &str| m.get(s).map_or("n/a".into(), pct);
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} |",
+            get("all"),
+            get("seen"),
+            get("unseen")
+        );
+    }
+    let _ = writeln!(md, "\n## 3. Rejection sampling\n");
+    match &r.rejection {
+        Some((top, random)) => {
+            let _ = writeln!(
+                md,
+                "Best {k} of {n} by reward: {} aligned; {k} at random: {}. {}\n",
+                pct(top),
+                pct(random),
+                verdict(top.value > random.value),
+                k = r.plan.rejection_keep,
+                n = r.plan.rejection_n
+            );
+        }
+        None => {
+            let _ = writeln!(md, "Not run (quick mode).\n");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## 4. Fidelity and reward (Table 3 analogue)\n\nFID here is the Fréchet distance between world-CLIP image features (64-d projections) of each model's evaluation samples and of 1000 rendered world images: Inception-v3 features mean little on 32 px shapes. Average reward is the main learned reward on the evaluation samples.\n\n| model | FID (world-CLIP) | average reward | alignment |\n|---|---|---|---|"
+    );
+    for m in &r.models {
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} | {:.3} ± {:.3} | {} |",
+            m.name,
+            m.fid_clip,
+            m.reward_mean,
+            m.reward_se,
+            pct(&m.alignment["all"])
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe images of every model, side by side with their rewards: [eval/report.html](eval/report.html)."
+    );
+    write_atomic(&out.join("report.md"), md.as_bytes())
+}
