@@ -10,6 +10,7 @@ use crate::io::atomic::AppendLog;
 use crate::io::jsonl::read_jsonl;
 use crate::io::manifest::ImageRecord;
 use crate::prompts::PromptRecord;
+use crate::web::http::Method;
 use crate::web::{self, request::person_name, ApiError, ImageTable, Req};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,6 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tiny_http::Method;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -338,6 +338,7 @@ pub fn handler(session: CompareSession, images: ImageTable) -> Arc<web::Handler>
         let lock = || session.lock().unwrap_or_else(|p| p.into_inner());
         match (&req.method, req.path.as_str()) {
             (Method::Get, "/") => Ok(web::html(PAGE)),
+            (Method::Get, "/common.js") => Ok(web::common_script()),
             (Method::Get, p) if p.starts_with("/image/") => images.respond(&p["/image/".len()..]),
             (Method::Get, "/api/next") => {
                 let rater = person_name(req.param("rater").unwrap_or(""))?;

@@ -7,6 +7,7 @@ pub mod queue;
 use crate::feedback::{read_feedback, FeedbackRecord, Label};
 use crate::io::atomic::AppendLog;
 use crate::io::manifest::ImageRecord;
+use crate::web::http::Method;
 use crate::web::{self, request::person_name, ApiError, ImageTable, Req};
 use anyhow::{Context, Result};
 use queue::{build_queries, LabelState, Progress};
@@ -14,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tiny_http::Method;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -168,6 +168,7 @@ pub fn handler(session: LabelSession, images: ImageTable) -> Arc<web::Handler> {
         let lock = || session.lock().unwrap_or_else(|p| p.into_inner());
         match (&req.method, req.path.as_str()) {
             (Method::Get, "/") => Ok(web::html(PAGE)),
+            (Method::Get, "/common.js") => Ok(web::common_script()),
             (Method::Get, p) if p.starts_with("/image/") => images.respond(&p["/image/".len()..]),
             (Method::Get, "/api/next") => {
                 let labeler = person_name(req.param("labeler").unwrap_or(""))?;

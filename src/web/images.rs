@@ -2,11 +2,11 @@
 //! id is only ever a key into it, so no part of a URL reaches the file system. Every path is
 //! resolved (symlinks included) at start-up and must stay inside its manifest's folder.
 
+use super::http::Response;
 use super::{ok, ApiError};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tiny_http::Response;
 
 /// Public id → resolved file.
 #[derive(Debug, Default)]
@@ -60,7 +60,7 @@ impl ImageTable {
     }
 
     /// The response for `GET /image/<id>`: the file's bytes, or 404 for any unknown id.
-    pub fn respond(&self, id: &str) -> Result<Response<std::io::Cursor<Vec<u8>>>, ApiError> {
+    pub fn respond(&self, id: &str) -> Result<Response, ApiError> {
         let file = self.files.get(id).ok_or_else(ApiError::not_found)?;
         let bytes = std::fs::read(file)
             .with_context(|| format!("reading {}", file.display()))
@@ -106,7 +106,7 @@ mod tests {
             let err = t.insert("l", &root, "images/link.png").unwrap_err();
             assert!(format!("{err:#}").contains("outside"), "{err:#}");
         }
-        assert_eq!(t.respond("a").unwrap().status_code().0, 200);
+        assert_eq!(t.respond("a").unwrap().status, 200);
         for id in [
             "../secret.txt",
             "images/a.png",

@@ -1,11 +1,10 @@
 //! One request: its path, query parameters, cookies and a size-limited JSON body, the access-token
 //! check, and API errors that become JSON responses with the right status.
 
-use super::{header, MAX_BODY, TOKEN_COOKIE};
+use super::http::{self, Method, Response};
+use super::{MAX_BODY, TOKEN_COOKIE};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
-use tiny_http::{Method, Response};
 
 /// An error answered to the client: `status` and a message for the page to show.
 #[derive(Debug)]
@@ -35,18 +34,18 @@ impl ApiError {
             message: format!("server error: {err}"),
         }
     }
-    pub fn into_response(self) -> Response<Cursor<Vec<u8>>> {
+    pub fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message }).to_string();
-        Response::from_data(body.into_bytes())
+        Response::new(body.into_bytes())
             .with_status_code(self.status)
-            .with_header(header("Content-Type", "application/json"))
-            .with_header(header("Cache-Control", "no-store"))
+            .with_header("Content-Type", "application/json")
+            .with_header("Cache-Control", "no-store")
     }
 }
 
 /// A request being handled.
 pub struct Req {
-    raw: Option<tiny_http::Request>,
+    raw: http::Request,
     pub method: Method,
     /// The path without the query string, not percent-decoded (ids never need decoding).
     pub path: String,
@@ -54,14 +53,14 @@ pub struct Req {
 }
 
 impl Req {
-    pub(super) fn new(raw: tiny_http::Request) -> Req {
-        let url = raw.url().to_string();
+    pub(super) fn new(raw: http::Request) -> Req {
+        let url = raw.url.clone();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         Req {
-            method: raw.method().clone(),
+            method: raw.method,
             path: path.to_string(),
             query: parse_query(query),
-            raw: Some(raw),
+            raw,
         }
     }
 
@@ -71,12 +70,7 @@ impl Req {
     }
 
     fn header_value(&self, name: &str) -> Option<String> {
-        self.raw
-            .as_ref()?
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_string())
+        self.raw.header(name).map(str::to_string)
     }
 
     /// Check the access token (bearer header, cookie, or `?token=`). On success returns the token
@@ -106,35 +100,19 @@ impl Req {
         }
     }
 
-    /// Read and parse a JSON body of at most [`MAX_BODY`] bytes.
+    /// Parse the JSON body (at most [`MAX_BODY`] bytes; larger ones get 413).
     pub fn json_body<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
-        let raw = self.raw.as_mut().ok_or_else(ApiError::not_found)?;
-        if raw.body_length().is_some_and(|n| n > MAX_BODY) {
+        if self.raw.body_len > MAX_BODY || self.raw.body.len() > MAX_BODY {
             return Err(ApiError {
                 status: 413,
                 message: format!("request body over {MAX_BODY} bytes"),
             });
         }
-        let mut body = Vec::new();
-        raw.as_reader()
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
-        if body.len() > MAX_BODY {
-            return Err(ApiError {
-                status: 413,
-                message: format!("request body over {MAX_BODY} bytes"),
-            });
+        if self.raw.body.len() < self.raw.body_len {
+            return Err(ApiError::bad_request("the request body was cut short"));
         }
-        serde_json::from_slice(&body)
+        serde_json::from_slice(&self.raw.body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-    }
-
-    pub(super) fn respond(mut self, response: Response<Cursor<Vec<u8>>>) {
-        if let Some(raw) = self.raw.take() {
-            // The client may have gone; nothing to do about it.
-            let _ = raw.respond(response);
-        }
     }
 }
 

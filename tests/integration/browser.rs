@@ -159,10 +159,20 @@ impl Browser {
     }
 
     fn screenshot(&self, path: &Path) {
-        self.wait_for(
-            "the images to load",
-            "return [...document.images].every(i => i.complete && i.naturalWidth > 0)",
-        );
+        let loaded = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)";
+        let t0 = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.js(loaded) != json!(true) {
+            let states = self
+                .js("return [...document.images].map(i => [i.src, i.complete, i.naturalWidth])");
+            assert!(
+                Instant::now() < deadline,
+                "images did not load for {}: {states}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("images loaded after {:.1} s", t0.elapsed().as_secs_f64());
         let b64 = self.call("GET", &self.s("/screenshot"), None).unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, base64_decode(b64.as_str().unwrap())).unwrap();
@@ -208,7 +218,7 @@ fn screenshots() -> PathBuf {
 
 #[test]
 fn pages_work_in_a_browser() {
-    let browser = match Browser::start() {
+    let mut browser = match Browser::start() {
         Ok(b) => b,
         Err(why) => {
             println!("SKIPPED browser test: {why}");
@@ -281,7 +291,10 @@ fn pages_work_in_a_browser() {
     assert!(w >= 300.0, "images are {w} px wide: too small to judge");
     server.stop();
 
-    // The comparison page: two sets, both questions answered with arrow keys.
+    // The comparison page, in a fresh browser session: two sets, both questions answered with
+    // arrow keys.
+    drop(browser);
+    browser = Browser::start().unwrap();
     image_set(&dir.join("b"), 3, 4, [200, 60, 40]);
     let votes = dir.join("votes.jsonl");
     let (server, url, _) =
