@@ -19,7 +19,7 @@ use crate::stages::prompts::PromptSet;
 use crate::stages::{
     embed, eval, eval_reward, feedback_import, finetune, generate, prompts, score, train_reward,
 };
-use crate::stats::{clustered_proportion, mean_se, Proportion};
+use crate::stats::{clustered_proportion, Proportion};
 use crate::train::optim::AdamWConfig;
 use crate::weights::{Mode, ModelSource};
 use anyhow::{bail, Context, Result};
@@ -561,9 +561,4 @@ pub fn oracle_on_roundtrips(
         })
         .count();
     Ok(good as f64 / n as f64)
-}
-
-/// Mean and standard error of a list (for the report).
-pub fn summarize(xs: &[f64]) -> (f64, f64) {
-    mean_se(xs)
 }
