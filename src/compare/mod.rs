@@ -19,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const PAGE: &str = include_str!("page.html");
+/// The page served at `/`.
+pub const PAGE: &str = include_str!("page.html");
 
 /// A vote, in terms of the two models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,15 +332,12 @@ impl CompareSession {
     }
 }
 
-/// The request handler for a session.
-pub fn handler(session: CompareSession, images: ImageTable) -> Arc<web::Handler> {
+/// The JSON API of a session (the page and images are served by `web::Site`).
+pub fn handler(session: CompareSession) -> Arc<web::Handler> {
     let session = Mutex::new(session);
     Arc::new(move |req: &mut Req| {
         let lock = || session.lock().unwrap_or_else(|p| p.into_inner());
         match (&req.method, req.path.as_str()) {
-            (Method::Get, "/") => Ok(web::html(PAGE)),
-            (Method::Get, "/common.js") => Ok(web::common_script()),
-            (Method::Get, p) if p.starts_with("/image/") => images.respond(&p["/image/".len()..]),
             (Method::Get, "/api/next") => {
                 let rater = person_name(req.param("rater").unwrap_or(""))?;
                 web::json(&lock().next(&rater))

@@ -16,7 +16,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-const PAGE: &str = include_str!("page.html");
+/// The page served at `/`.
+pub const PAGE: &str = include_str!("page.html");
 
 /// The server's shared state: the queue and the log it is rebuilt from.
 pub struct LabelSession {
@@ -161,15 +162,12 @@ impl LabelSession {
     }
 }
 
-/// The request handler for a session.
-pub fn handler(session: LabelSession, images: ImageTable) -> Arc<web::Handler> {
+/// The JSON API of a session (the page and images are served by `web::Site`).
+pub fn handler(session: LabelSession) -> Arc<web::Handler> {
     let session = Mutex::new(session);
     Arc::new(move |req: &mut Req| {
         let lock = || session.lock().unwrap_or_else(|p| p.into_inner());
         match (&req.method, req.path.as_str()) {
-            (Method::Get, "/") => Ok(web::html(PAGE)),
-            (Method::Get, "/common.js") => Ok(web::common_script()),
-            (Method::Get, p) if p.starts_with("/image/") => images.respond(&p["/image/".len()..]),
             (Method::Get, "/api/next") => {
                 let labeler = person_name(req.param("labeler").unwrap_or(""))?;
                 web::json(&lock().next(&labeler))

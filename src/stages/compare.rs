@@ -4,7 +4,7 @@
 use crate::compare::summary::{summarize, Summary};
 use crate::compare::{handler, open_session, read_votes, CompareSetup};
 use crate::stages::label::ServerArgs;
-use crate::web::{serve, RunningServer, ServeOptions};
+use crate::web::{serve, RunningServer, ServeOptions, Site};
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -28,7 +28,14 @@ pub fn start(
         seed,
     })?;
     let (opts, _) = ServeOptions::resolve(server.host, server.port, server.token)?;
-    let running = serve(&opts, handler(session, images))?;
+    let running = serve(
+        &opts,
+        Site {
+            page: crate::compare::PAGE,
+            images,
+            api: handler(session),
+        },
+    )?;
     let url = opts.url(running.addr);
     Ok((running, url, note))
 }

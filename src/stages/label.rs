@@ -4,7 +4,7 @@
 use crate::io::jsonl::read_jsonl;
 use crate::io::manifest::ImageRecord;
 use crate::labeling::{handler, open_session, LabelSetup};
-use crate::web::{serve, RunningServer, ServeOptions};
+use crate::web::{serve, RunningServer, ServeOptions, Site};
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -44,7 +44,14 @@ pub fn start(
         images_per_query,
     })?;
     let (opts, _) = ServeOptions::resolve(server.host, server.port, server.token)?;
-    let running = serve(&opts, handler(session, images))?;
+    let running = serve(
+        &opts,
+        Site {
+            page: crate::labeling::PAGE,
+            images,
+            api: handler(session),
+        },
+    )?;
     let url = opts.url(running.addr);
     Ok((running, url, note))
 }

@@ -106,18 +106,45 @@ impl RunningServer {
     }
 }
 
+/// What a site serves: its page at `/`, the shared `/common.js`, its images at `/image/<id>`,
+/// and everything else (the JSON API) through `api`.
+pub struct Site {
+    pub page: &'static str,
+    pub images: ImageTable,
+    pub api: Arc<Handler>,
+}
+
+impl Site {
+    fn answer(&self, req: &mut Req) -> Result<Response, ApiError> {
+        match (&req.method, req.path.as_str()) {
+            (http::Method::Get, "/") => Ok(html(self.page)),
+            (http::Method::Get, "/common.js") => Ok(common_script()),
+            (http::Method::Get, p) if p.starts_with("/image/") => {
+                self.images.respond(&p["/image/".len()..])
+            }
+            _ => (self.api)(req),
+        }
+    }
+}
+
 /// Bind and serve. Port 0 picks a free port (see `RunningServer::addr`).
-pub fn serve(opts: &ServeOptions, handler: Arc<Handler>) -> Result<RunningServer> {
+pub fn serve(opts: &ServeOptions, site: Site) -> Result<RunningServer> {
     let bind = format!("{}:{}", opts.host, opts.port);
     let token: Option<Arc<str>> = opts.token.as_deref().map(Arc::from);
-    let handle = Arc::new(move |raw: http::Request| handle_one(raw, token.as_deref(), &*handler));
+    let handle = Arc::new(move |raw: http::Request| {
+        handle_one(raw, token.as_deref(), |r: &mut Req| site.answer(r))
+    });
     let server = Server::start(&bind, MAX_BODY, handle)
         .with_context(|| format!("could not listen on {bind}"))?;
     let addr = server.addr;
     Ok(RunningServer { server, addr })
 }
 
-fn handle_one(raw: http::Request, token: Option<&str>, handler: &Handler) -> Response {
+fn handle_one(
+    raw: http::Request,
+    token: Option<&str>,
+    handler: impl Fn(&mut Req) -> Result<Response, ApiError>,
+) -> Response {
     let mut req = Req::new(raw);
     let response = match req.check_token(token) {
         Err(e) => Err(e),
