@@ -28,6 +28,8 @@ pub struct BenchOptions {
     pub repeats: usize,
     /// Only measurements whose name contains this.
     pub filter: Option<String>,
+    /// Measurements that would start after this many seconds are reported as skipped.
+    pub budget_s: Option<f64>,
 }
 
 impl BenchOptions {
@@ -35,9 +37,19 @@ impl BenchOptions {
         let gpu = !device.is_cpu();
         BenchOptions {
             full_size: gpu,
-            warmup: if gpu { 3 } else { 1 },
-            repeats: if gpu { 10 } else { 3 },
+            warmup: if gpu { 2 } else { 1 },
+            repeats: if gpu { 5 } else { 3 },
             filter: None,
+            budget_s: None,
+        }
+    }
+
+    /// Sampling and training steps take seconds each at full size: fewer repeats (as bench.py).
+    fn heavy(&self) -> BenchOptions {
+        BenchOptions {
+            warmup: self.warmup.min(1),
+            repeats: self.repeats.min(3),
+            ..self.clone()
         }
     }
 }
@@ -74,7 +86,7 @@ fn sync(device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Median, min and max of `repeats` synchronised calls after `warmup` ones, in seconds.
+/// The `repeats` synchronised call times after `warmup` untimed ones, in seconds.
 fn time(device: &Device, o: &BenchOptions, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     for _ in 0..o.warmup {
         f()?;
@@ -118,6 +130,12 @@ fn record(
     rec
 }
 
+fn unix_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The dtypes to measure on this device: bf16 and f16 on a GPU, f32 on the CPU (candle has no
 /// CPU bf16 matmul), each with the tag bench.py uses.
 fn dtypes(device: &Device) -> Vec<(&'static str, DType)> {
@@ -128,180 +146,326 @@ fn dtypes(device: &Device) -> Vec<(&'static str, DType)> {
     }
 }
 
-/// Run every measurement; `emit` receives each record as it is made.
+/// Runs one measurement at a time: a failure (out of memory, say) becomes an `error` record and
+/// the rest go on; past the budget they become `skipped` records. Each record carries its start
+/// and end (Unix seconds), so a device-memory log can be lined up with it.
+struct Runner<'a> {
+    o: &'a BenchOptions,
+    started: Instant,
+    out: Vec<Value>,
+    emit: &'a mut dyn FnMut(&Value),
+}
+
+impl Runner<'_> {
+    fn wants(&self, name: &str) -> bool {
+        self.o.filter.as_deref().is_none_or(|f| name.contains(f))
+    }
+
+    /// The budget, once it is spent.
+    fn over_budget(&self) -> Option<f64> {
+        self.o
+            .budget_s
+            .filter(|b| self.started.elapsed().as_secs_f64() > *b)
+    }
+
+    fn measure(&mut self, name: &str, section: &str, f: impl FnOnce() -> Result<Value>) {
+        if !self.wants(name) {
+            return;
+        }
+        let mut rec = match self.over_budget() {
+            Some(b) => {
+                json!({"name": name, "section": section, "skipped": format!("budget ({b:.0} s) spent")})
+            }
+            None => {
+                let t0 = unix_s();
+                let mut r = f().unwrap_or_else(
+                    |e| json!({"name": name, "section": section, "error": format!("{e:#}")}),
+                );
+                r["start_unix_s"] = json!(t0);
+                r["end_unix_s"] = json!(unix_s());
+                r
+            }
+        };
+        rec["elapsed_s"] = json!((self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        (self.emit)(&rec);
+        self.out.push(rec);
+    }
+
+    /// Builds a model for the measurements in `names`; when that fails they all get its error.
+    fn build<T>(&mut self, names: &[String], f: impl FnOnce() -> Result<T>) -> Option<T> {
+        if !names.iter().any(|n| self.wants(n)) {
+            return None;
+        }
+        if self.over_budget().is_some() {
+            for n in names {
+                self.measure(n, "build", || anyhow::bail!("unreachable: over budget"));
+            }
+            return None;
+        }
+        match f() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let msg = format!("building the model: {e:#}");
+                for n in names {
+                    self.measure(n, "build", || anyhow::bail!("{msg}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Run every measurement; `emit` receives each record as it is made. A measurement that fails is
+/// reported as an `error` record rather than ending the run.
 pub fn run(device: &Device, o: &BenchOptions, mut emit: impl FnMut(&Value)) -> Result<Vec<Value>> {
     let c = configs(o.full_size)?;
-    let mut out = Vec::new();
-    let mut push = |rec: Value, out: &mut Vec<Value>| {
-        emit(&rec);
-        out.push(rec);
+    let mut r = Runner {
+        o,
+        started: Instant::now(),
+        out: Vec::new(),
+        emit: &mut emit,
     };
-    let want = |name: &str| o.filter.as_deref().is_none_or(|f| name.contains(f));
     let lat = c.unet.sample_size;
     let ctx_dim = c.unet.cross_attention_dim;
     let half = dtypes(device);
-    let (main_tag, main_dt) = half[0];
+    // The dtype bench.py uses for each workload (f32 everywhere on the CPU).
+    let pick = |tag: &'static str| -> (&'static str, DType) {
+        *half.iter().find(|(t, _)| *t == tag).unwrap_or(&half[0])
+    };
+    let (main_tag, main_dt) = pick("fp16");
+    let (train_tag, train_dt) = pick("bf16");
+    let heavy = o.heavy();
+
+    // Two full-size UNets in all (random initialisation of 860M weights takes seconds): a frozen
+    // one in the sampling dtype and a trainable one in the training dtype, each also timed for
+    // its forward. On the CPU both dtypes are f32 and the trainable one serves everything.
+    let fwd_names = |tag: &str| -> Vec<String> {
+        [2, 8]
+            .iter()
+            .map(|b| format!("unet_fwd_{tag}_b{b}"))
+            .collect()
+    };
+    let sample_name = format!("sample_ddim50_cfg_{main_tag}_p4");
+    let train_names: Vec<String> = [8, 32]
+        .iter()
+        .map(|b| format!("train_pure_{train_tag}_b{b}"))
+        .collect();
+    let separate = main_dt != train_dt;
+    let frozen = if separate {
+        let mut names = fwd_names(main_tag);
+        names.push(sample_name.clone());
+        r.build(&names, || {
+            build_unet(&c.unet, Mode::Frozen, main_dt, device)
+        })
+    } else {
+        None
+    };
+    let mut names = fwd_names(train_tag);
+    names.extend(train_names.iter().cloned());
+    if !separate {
+        names.push(sample_name.clone());
+    }
+    let trainable = r.build(&names, || {
+        build_unet(&c.unet, Mode::Trainable, train_dt, device)
+    });
 
     for &(tag, dt) in &half {
-        let unet = build_unet(&c.unet, Mode::Frozen, dt, device)?.0;
-        for b in [2usize, 8] {
-            let name = format!("unet_fwd_{tag}_b{b}");
-            if !want(&name) {
-                continue;
-            }
-            let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(dt)?;
-            let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(dt)?;
-            let t = Tensor::full(500f32, b, device)?;
-            let ts = time(device, o, || {
-                unet.forward(&x, &t, &ctx)?;
-                Ok(())
-            })?;
-            push(
-                record(
-                    &name,
+        let unet = if dt == train_dt { &trainable } else { &frozen };
+        let Some((unet, _)) = unet else { continue };
+        for (b, name) in [2usize, 8].into_iter().zip(&fwd_names(tag)) {
+            r.measure(name, "a_unet_fwd", || {
+                let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(dt)?;
+                let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(dt)?;
+                let t = Tensor::full(500f32, b, device)?;
+                let ts = time(device, o, || {
+                    unet.forward(&x, &t, &ctx)?;
+                    Ok(())
+                })?;
+                Ok(record(
+                    name,
                     "a_unet_fwd",
                     &ts,
                     Some((b, "samples")),
                     json!({"dtype": tag, "batch": b}),
-                ),
-                &mut out,
-            );
+                ))
+            });
         }
     }
 
+    // Priority order, as a budget cuts the tail: forwards, the batch-8 training step, VAE and CLIP,
+    // then the (long) 50-step sample and the batch-32 training step.
+    if let Some((unet, store)) = &trainable {
+        for (b, name) in [8usize].into_iter().zip(&train_names[..1]) {
+            r.measure(name, "c_train", || {
+                let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
+                let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+                let target =
+                    Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+                let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(train_dt)?;
+                let t = Tensor::full(500f32, b, device)?;
+                let ts = time(device, &heavy, || {
+                    let pred = unet.forward(&x, &t, &ctx)?;
+                    let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
+                    let grads = loss.backward()?;
+                    opt.step(&grads, 1e-5, 1.0)?;
+                    Ok(())
+                })?;
+                Ok(record(
+                    name,
+                    "c_train",
+                    &ts,
+                    Some((b, "images")),
+                    json!({"dtype": train_tag, "batch": b}),
+                ))
+            });
+        }
+    }
+    // As bench.py: encode in bf16, decode in fp16, each with its own copy of the VAE.
+    let img = c.vae.sample_size;
+    let (enc_tag, enc_dt) = pick("bf16");
+    let name = format!("vae_encode_{enc_tag}_b8_{img}px");
+    if let Some(vae) = r.build(std::slice::from_ref(&name), || {
+        build_vae(&c.vae, enc_dt, device)
+    }) {
+        r.measure(&name, "d_vae", || {
+            let x = Tensor::randn(0f32, 1., (8, 3, img, img), device)?.to_dtype(enc_dt)?;
+            let ts = time(device, o, || {
+                vae.encode(&x)?;
+                Ok(())
+            })?;
+            Ok(record(&name, "d_vae", &ts, Some((8, "images")), json!({})))
+        });
+    }
+    let name = format!("vae_decode_{main_tag}_b4_{img}px");
+    if let Some(vae) = r.build(std::slice::from_ref(&name), || {
+        build_vae(&c.vae, main_dt, device)
+    }) {
+        r.measure(&name, "d_vae", || {
+            let f = c.vae.scale_factor();
+            let z = Tensor::randn(0f32, 1., (4, 4, img / f, img / f), device)?.to_dtype(main_dt)?;
+            let ts = time(device, o, || {
+                vae.decode(&z)?;
+                Ok(())
+            })?;
+            Ok(record(&name, "d_vae", &ts, Some((4, "images")), json!({})))
+        });
+    }
+
+    let names = [
+        format!("clip_vision_{main_tag}_b64"),
+        format!("clip_text_{main_tag}_b256"),
+    ];
+    if let Some(clip) = r.build(&names, || build_clip(&c.clip, main_dt, device)) {
+        r.measure(&names[0], "e_clip", || {
+            let s = c.clip.vision_config.image_size;
+            let px = Tensor::randn(0f32, 1., (64, 3, s, s), device)?.to_dtype(main_dt)?;
+            let ts = time(device, o, || {
+                clip.image_features(&px)?;
+                Ok(())
+            })?;
+            Ok(record(
+                &names[0],
+                "e_clip",
+                &ts,
+                Some((64, "images")),
+                json!({}),
+            ))
+        });
+        r.measure(&names[1], "e_clip", || {
+            let vocab = c.clip.text_config.vocab_size as u32;
+            let ids: Vec<u32> = (0..256 * 77)
+                .map(|i| (i as u32 * 7919) % (vocab - 2))
+                .collect();
+            let ids = Tensor::from_vec(ids, (256, 77), device)?;
+            let ts = time(device, o, || {
+                clip.text_features(&ids)?;
+                Ok(())
+            })?;
+            Ok(record(
+                &names[1],
+                "e_clip",
+                &ts,
+                Some((256, "prompts")),
+                json!({}),
+            ))
+        });
+    }
     let steps = 50;
-    let name = format!("sample_ddim{steps}_cfg_{main_tag}_p4");
-    if want(&name) {
-        let (unet, _) = build_unet(&c.unet, Mode::Frozen, main_dt, device)?;
-        let vae = build_vae(&c.vae, main_dt, device)?;
-        let schedule = NoiseSchedule::new(&serde_json::from_str::<SchedulerConfig>(
-            include_str!("../configs/tiny/scheduler.json"),
-        )?)?;
-        let settings = SampleSettings {
-            scheduler: SchedulerKind::Ddim,
-            steps,
-            guidance: 7.5,
-            eta: 0.0,
-        };
-        let cond = Tensor::randn(0f32, 1., (4, 77, ctx_dim), device)?.to_dtype(main_dt)?;
-        let uncond = Tensor::randn(0f32, 1., (4, 77, ctx_dim), device)?.to_dtype(main_dt)?;
-        let ts = time(device, o, || {
-            let latents = Tensor::randn(0f32, 1., (4, 4, lat, lat), device)?.to_dtype(main_dt)?;
-            let mut rngs: Vec<_> = (0..4).map(|i| rng(i as u64)).collect();
-            let z = sample(
-                &unet,
-                &schedule,
-                &settings,
-                &cond,
-                &uncond,
-                latents,
-                &mut rngs,
-                |_| {},
-            )?;
-            vae.decode(&(z / c.vae.scaling_factor)?)?;
-            Ok(())
-        })?;
-        push(
-            record(
-                &name,
+    let sampler = if separate { &frozen } else { &trainable };
+    if let Some((unet, _)) = sampler {
+        r.measure(&sample_name, "b_sample", || {
+            let vae = build_vae(&c.vae, main_dt, device)?;
+            let schedule = NoiseSchedule::new(&serde_json::from_str::<SchedulerConfig>(
+                include_str!("../configs/tiny/scheduler.json"),
+            )?)?;
+            let settings = SampleSettings {
+                scheduler: SchedulerKind::Ddim,
+                steps,
+                guidance: 7.5,
+                eta: 0.0,
+            };
+            let cond = Tensor::randn(0f32, 1., (4, 77, ctx_dim), device)?.to_dtype(main_dt)?;
+            let uncond = Tensor::randn(0f32, 1., (4, 77, ctx_dim), device)?.to_dtype(main_dt)?;
+            // The forwards above compiled and loaded every kernel of this dtype: no warm-up.
+            let sample_opts = BenchOptions {
+                warmup: 0,
+                ..heavy.clone()
+            };
+            let ts = time(device, &sample_opts, || {
+                let latents =
+                    Tensor::randn(0f32, 1., (4, 4, lat, lat), device)?.to_dtype(main_dt)?;
+                let mut rngs: Vec<_> = (0..4).map(|i| rng(i as u64)).collect();
+                let z = sample(
+                    unet,
+                    &schedule,
+                    &settings,
+                    &cond,
+                    &uncond,
+                    latents,
+                    &mut rngs,
+                    |_| {},
+                )?;
+                vae.decode(&(z / c.vae.scaling_factor)?)?;
+                Ok(())
+            })?;
+            Ok(record(
+                &sample_name,
                 "b_sample",
                 &ts,
                 Some((4, "images")),
                 json!({"steps": steps}),
-            ),
-            &mut out,
-        );
+            ))
+        });
     }
-
-    for b in [8usize, 32] {
-        let name = format!("train_pure_{main_tag}_b{b}");
-        if !want(&name) {
-            continue;
+    if let Some((unet, store)) = &trainable {
+        for (b, name) in [32usize].into_iter().zip(&train_names[1..]) {
+            r.measure(name, "c_train", || {
+                let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
+                let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+                let target =
+                    Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+                let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(train_dt)?;
+                let t = Tensor::full(500f32, b, device)?;
+                let ts = time(device, &heavy, || {
+                    let pred = unet.forward(&x, &t, &ctx)?;
+                    let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
+                    let grads = loss.backward()?;
+                    opt.step(&grads, 1e-5, 1.0)?;
+                    Ok(())
+                })?;
+                Ok(record(
+                    name,
+                    "c_train",
+                    &ts,
+                    Some((b, "images")),
+                    json!({"dtype": train_tag, "batch": b}),
+                ))
+            });
         }
-        let (unet, store) = build_unet(&c.unet, Mode::Trainable, main_dt, device)?;
-        let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
-        let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(main_dt)?;
-        let target = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(main_dt)?;
-        let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(main_dt)?;
-        let t = Tensor::full(500f32, b, device)?;
-        let ts = time(device, o, || {
-            let pred = unet.forward(&x, &t, &ctx)?;
-            let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
-            let grads = loss.backward()?;
-            opt.step(&grads, 1e-5, 1.0)?;
-            Ok(())
-        })?;
-        push(
-            record(
-                &name,
-                "c_train",
-                &ts,
-                Some((b, "images")),
-                json!({"dtype": main_tag, "batch": b}),
-            ),
-            &mut out,
-        );
     }
-
-    let img = c.vae.sample_size;
-    let vae = build_vae(&c.vae, main_dt, device)?;
-    let name = format!("vae_encode_{main_tag}_b8_{img}px");
-    if want(&name) {
-        let x = Tensor::randn(0f32, 1., (8, 3, img, img), device)?.to_dtype(main_dt)?;
-        let ts = time(device, o, || {
-            vae.encode(&x)?;
-            Ok(())
-        })?;
-        push(
-            record(&name, "d_vae", &ts, Some((8, "images")), json!({})),
-            &mut out,
-        );
-    }
-    let name = format!("vae_decode_{main_tag}_b4_{img}px");
-    if want(&name) {
-        let f = c.vae.scale_factor();
-        let z = Tensor::randn(0f32, 1., (4, 4, img / f, img / f), device)?.to_dtype(main_dt)?;
-        let ts = time(device, o, || {
-            vae.decode(&z)?;
-            Ok(())
-        })?;
-        push(
-            record(&name, "d_vae", &ts, Some((4, "images")), json!({})),
-            &mut out,
-        );
-    }
-
-    let clip = build_clip(&c.clip, main_dt, device)?;
-    let name = format!("clip_vision_{main_tag}_b64");
-    if want(&name) {
-        let s = c.clip.vision_config.image_size;
-        let px = Tensor::randn(0f32, 1., (64, 3, s, s), device)?.to_dtype(main_dt)?;
-        let ts = time(device, o, || {
-            clip.image_features(&px)?;
-            Ok(())
-        })?;
-        push(
-            record(&name, "e_clip", &ts, Some((64, "images")), json!({})),
-            &mut out,
-        );
-    }
-    let name = format!("clip_text_{main_tag}_b256");
-    if want(&name) {
-        let vocab = c.clip.text_config.vocab_size as u32;
-        let ids: Vec<u32> = (0..256 * 77)
-            .map(|i| (i as u32 * 7919) % (vocab - 2))
-            .collect();
-        let ids = Tensor::from_vec(ids, (256, 77), device)?;
-        let ts = time(device, o, || {
-            clip.text_features(&ids)?;
-            Ok(())
-        })?;
-        push(
-            record(&name, "e_clip", &ts, Some((256, "prompts")), json!({})),
-            &mut out,
-        );
-    }
-    Ok(out)
+    drop(frozen);
+    drop(trainable);
+    Ok(r.out)
 }
 
 fn build_unet(
@@ -346,9 +510,20 @@ pub fn table(records: &[Value], device: &Device) -> String {
             .map_or("-".to_string(), |(k, v)| {
                 format!("{v} {}", k.trim_end_matches("_per_s"))
             });
+        let name = r["name"].as_str().unwrap_or("?");
+        if let Some(why) = r["error"].as_str().or(r["skipped"].as_str()) {
+            let what = if r["error"].is_string() {
+                "error"
+            } else {
+                "skipped"
+            };
+            let short: String = why.chars().take(70).collect();
+            s.push_str(&format!("{name:<34} {what}: {short}\n"));
+            continue;
+        }
         s.push_str(&format!(
             "{:<34} {:>12.3} {:>12.3} {:>14}\n",
-            r["name"].as_str().unwrap_or("?"),
+            name,
             r["median_ms"].as_f64().unwrap_or(f64::NAN),
             r["min_ms"].as_f64().unwrap_or(f64::NAN),
             per

@@ -145,6 +145,9 @@ pub enum Command {
         filter: Option<String>,
         #[arg(long)]
         repeats: Option<usize>,
+        /// Measurements that would start after this many seconds are reported as skipped
+        #[arg(long)]
+        budget_s: Option<f64>,
         /// Also write the records as JSON here
         #[arg(long)]
         out: Option<PathBuf>,
@@ -436,6 +439,17 @@ pub enum WorldCommand {
         unet_lr: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A UNet config (diffusers config.json) other than configs/world/unet.json
+        #[arg(long)]
+        unet_config: Option<PathBuf>,
+        /// Fit the UNet's training into this many minutes: --unet-steps becomes what the speed
+        /// measured during the warm-up allows (recorded in pretrain.json)
+        #[arg(long)]
+        unet_minutes: Option<f64>,
+        /// Then fine-tune the VAE's decoder for this many steps on noisy latents (the encoder,
+        /// and so the UNet's latent space, is unchanged)
+        #[arg(long, default_value_t = 0)]
+        decoder_steps: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -587,12 +601,14 @@ pub fn main() -> Result<()> {
             full_size,
             filter,
             repeats,
+            budget_s,
             out,
         } => {
             let dev = select_device(&device)?;
             let mut o = crate::bench::BenchOptions::for_device(&dev);
             o.full_size |= full_size;
             o.filter = filter;
+            o.budget_s = budget_s;
             if let Some(r) = repeats {
                 o.repeats = r;
             }
@@ -616,6 +632,9 @@ pub fn main() -> Result<()> {
                 unet_batch,
                 unet_lr,
                 seed,
+                unet_config,
+                unet_minutes,
+                decoder_steps,
                 device,
             } => {
                 let plan = crate::world::pretrain::PretrainPlan {
@@ -626,6 +645,9 @@ pub fn main() -> Result<()> {
                     unet_batch,
                     unet_lr,
                     seed,
+                    unet_config,
+                    unet_minutes,
+                    decoder_steps,
                 };
                 let t0 = std::time::Instant::now();
                 let r =

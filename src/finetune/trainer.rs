@@ -100,6 +100,10 @@ pub struct Trainer<'a> {
     latent_cache: HashMap<(bool, usize), (Tensor, Tensor)>,
     pub step: u64,
     out: PathBuf,
+    /// Fit the run into this wall time: once the warm-up is half done, `config.steps` is set to
+    /// what the measured speed allows (the warm-up does not depend on it, so a rerun with the
+    /// resulting `--steps` follows the same schedule).
+    pub time_budget: Option<std::time::Duration>,
 }
 
 impl<'a> Trainer<'a> {
@@ -165,6 +169,7 @@ impl<'a> Trainer<'a> {
             latent_cache: HashMap::new(),
             step: 0,
             out: out.to_path_buf(),
+            time_budget: None,
         };
         if resume {
             t.resume()?;
@@ -287,6 +292,22 @@ impl<'a> Trainer<'a> {
 
     /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
     /// with noise from `r`.
+    /// Encode every model image now (with `cache_latents`), so the first steps are not slowed
+    /// by it; returns how many were encoded.
+    pub fn cache_all_latents(&mut self) -> Result<usize> {
+        if !self.config.cache_latents {
+            return Ok(0);
+        }
+        let mut r = rng(0); // unused: the cache holds the posterior's mean and std, not a draw
+        let before = self.latent_cache.len();
+        for i in 0..self.model_data.len() {
+            if !self.latent_cache.contains_key(&(false, i)) {
+                self.latents(false, &[i], &mut r)?;
+            }
+        }
+        Ok(self.latent_cache.len() - before)
+    }
+
     fn latents(
         &mut self,
         pre: bool,
@@ -396,7 +417,7 @@ impl<'a> Trainer<'a> {
         let mut named = HashMap::new();
         for (name, var) in store.named_vars() {
             if let Some(g) = grads.get(var.as_tensor()) {
-                named.insert(name, g.to_dtype(DType::F32)?);
+                named.insert(name, g.detach().to_dtype(DType::F32)?);
             }
         }
         let n = rewards.len();
@@ -421,8 +442,30 @@ impl<'a> Trainer<'a> {
         trim_metrics(&metrics_path, self.step)?;
         let (mut metrics, _) = AppendLog::open(&metrics_path)?;
         let mut logs = Vec::new();
-        let c = self.config.clone();
+        let mut c = self.config.clone();
+        let run_started = std::time::Instant::now();
+        // Under a time budget the speed is measured over the second half of the warm-up (the
+        // first steps pay for compilation and caches), and the total fixed at its end.
+        let fit_at = c.warmup_steps.max(self.step + 20);
+        let window_from = fit_at - (fit_at - self.step) / 2;
+        let mut window_start = run_started;
         while self.step < c.steps {
+            if self.step == window_from {
+                window_start = std::time::Instant::now();
+            }
+            if let (Some(budget), true) = (self.time_budget, self.step == fit_at) {
+                let per_step =
+                    window_start.elapsed().as_secs_f64() / (fit_at - window_from).max(1) as f64;
+                let left = budget.as_secs_f64() - run_started.elapsed().as_secs_f64();
+                let more = (left * 0.97 / per_step).max(0.0) as u64;
+                self.config.steps = self.step + more.max(1);
+                c = self.config.clone();
+                eprintln!(
+                    "time budget {:.0} s: {per_step:.4} s per step, so {} steps in all",
+                    budget.as_secs_f64(),
+                    c.steps
+                );
+            }
             let started = std::time::Instant::now();
             let mut acc: HashMap<String, Tensor> = HashMap::new();
             let (mut loss_sum, mut model_sum, mut pre_sum) = (0.0, 0.0, 0.0);
@@ -441,10 +484,19 @@ impl<'a> Trainer<'a> {
                 }
             }
             let accum = c.grad_accum as f64;
-            let mut sq = 0.0;
-            for g in acc.values() {
-                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            }
+            // One device-to-host read for the whole norm (a read per tensor stalls a GPU), summed
+            // in f64 in name order so that a rerun or a resumed run is bit-identical.
+            let mut names: Vec<&String> = acc.keys().collect();
+            names.sort();
+            let squares: Vec<Tensor> = names
+                .iter()
+                .map(|n| acc[*n].sqr()?.sum_all())
+                .collect::<candle_core::Result<_>>()?;
+            let sq: f64 = Tensor::stack(&squares, 0)?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?
+                .iter()
+                .sum();
             let grad_norm = sq.sqrt() / accum;
             if !grad_norm.is_finite() {
                 bail!("the gradient norm is {grad_norm} at step {}: stopping; the last checkpoint is intact", self.step + 1);
@@ -461,7 +513,9 @@ impl<'a> Trainer<'a> {
             if let (Some(ema), Some(d)) = (&mut self.ema, c.ema_decay) {
                 for (name, var) in self.master.named_vars() {
                     let e = ema.get_mut(&name).context("EMA lost a parameter")?;
-                    *e = ((&*e * d)? + (var.as_tensor() * (1.0 - d))?)?;
+                    // Detached, or each average would hold the previous one (and its
+                    // intermediates) alive: a leak of three model copies per step.
+                    *e = ((&*e * d)? + (var.as_tensor().detach() * (1.0 - d))?)?.detach();
                 }
             }
             let secs = started.elapsed().as_secs_f64().max(1e-9);

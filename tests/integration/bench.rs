@@ -11,6 +11,7 @@ fn every_workload_runs_on_the_cpu() {
         warmup: 0,
         repeats: 1,
         filter: None,
+        budget_s: None,
     };
     let recs = run(&Device::Cpu, &o, |_| {}).unwrap();
     let names: Vec<&str> = recs.iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -19,13 +20,13 @@ fn every_workload_runs_on_the_cpu() {
         [
             "unet_fwd_f32_b2",
             "unet_fwd_f32_b8",
-            "sample_ddim50_cfg_f32_p4",
             "train_pure_f32_b8",
-            "train_pure_f32_b32",
             "vae_encode_f32_b8_32px",
             "vae_decode_f32_b4_32px",
             "clip_vision_f32_b64",
             "clip_text_f32_b256",
+            "sample_ddim50_cfg_f32_p4",
+            "train_pure_f32_b32",
         ]
     );
     for r in &recs {
@@ -45,4 +46,15 @@ fn every_workload_runs_on_the_cpu() {
         ..o
     };
     assert_eq!(run(&Device::Cpu, &only, |_| {}).unwrap().len(), 1);
+    // Past the budget, measurements are reported as skipped, not run.
+    let none = BenchOptions {
+        budget_s: Some(-1.0),
+        ..o
+    };
+    let skipped = run(&Device::Cpu, &none, |_| {}).unwrap();
+    assert_eq!(skipped.len(), 9);
+    assert!(
+        skipped.iter().all(|r| r["skipped"].is_string()),
+        "{skipped:?}"
+    );
 }

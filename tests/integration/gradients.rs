@@ -1,8 +1,9 @@
 //! The UNet is trainable: every parameter receives a gradient from a denoising loss, and the
-//! gradients equal PyTorch's on the same weights (`unet_grad.safetensors`).
+//! gradients equal PyTorch's on the same weights (`unet_grad.safetensors`). It runs in f32 on
+//! `RLHF_T2I_TEST_DEVICE` (the CPU by default).
 
 use super::common::*;
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rlhf_t2i::pipeline::load_unet;
 use rlhf_t2i::weights::{Mode, ModelSource};
 
@@ -14,14 +15,15 @@ fn every_unet_parameter_gets_the_reference_gradient() {
         &ModelSource::Local(fixtures().join("tiny-sd")),
         Mode::Trainable,
         DType::F32,
-        &Device::Cpu,
+        &dev(),
     )
     .unwrap();
-    let t = r["timestep"].to_dtype(DType::F32).unwrap();
+    let on = |t: &candle_core::Tensor| t.to_dtype(DType::F32).unwrap().to_device(&dev()).unwrap();
+    let t = on(&r["timestep"]);
     let out = unet
-        .forward(&r["sample"], &t, &r["encoder_hidden_states"])
+        .forward(&on(&r["sample"]), &t, &on(&r["encoder_hidden_states"]))
         .unwrap();
-    let loss = (out - &g["target"])
+    let loss = (out - on(&g["target"]))
         .unwrap()
         .sqr()
         .unwrap()

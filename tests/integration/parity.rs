@@ -1,5 +1,7 @@
 //! Parity with diffusers / transformers on identical random weights (fixtures made by
 //! `scripts/make_fixtures.py`): every component in f32 to a relative error under 1e-4.
+//! `RLHF_T2I_TEST_DEVICE=cuda` runs them on a GPU, and `RLHF_T2I_TEST_DTYPE=bf16` (or f16) in
+//! half precision, within 2e-2.
 
 use super::common::*;
 use candle_core::{DType, Device, Tensor};
@@ -19,37 +21,51 @@ fn tiny_sd() -> ModelSource {
 #[test]
 fn unet_matches_diffusers() {
     let r = reference("unet");
-    let (unet, _) = load_unet(&tiny_sd(), Mode::Frozen, DType::F32, &Device::Cpu).unwrap();
-    let t = r["timestep"].to_dtype(DType::F32).unwrap();
+    let (unet, _) = load_unet(&tiny_sd(), Mode::Frozen, dt(), &dev()).unwrap();
+    let t = input(&r["timestep"].to_dtype(DType::F32).unwrap());
     let out = unet
-        .forward(&r["sample"], &t, &r["encoder_hidden_states"])
+        .forward(
+            &input(&r["sample"]),
+            &t,
+            &input(&r["encoder_hidden_states"]),
+        )
         .unwrap();
-    assert_close("unet", &out, &r["out"], TOL);
+    assert_close("unet", &out, &r["out"], tol(TOL));
 }
 
 #[test]
 fn vae_matches_diffusers() {
     let r = reference("vae");
-    let (vae, _) = load_vae(&tiny_sd(), Mode::Frozen, DType::F32, &Device::Cpu).unwrap();
-    let dec = vae.decode(&r["latent"]).unwrap();
-    assert_close("vae decode", &dec, &r["decoded"], TOL);
-    let dist = vae.encode(&r["image"]).unwrap();
-    assert_close("vae encode mean", &dist.mean, &r["posterior_mean"], TOL);
-    assert_close("vae encode std", &dist.std, &r["posterior_std"], TOL);
+    let (vae, _) = load_vae(&tiny_sd(), Mode::Frozen, dt(), &dev()).unwrap();
+    let dec = vae.decode(&input(&r["latent"])).unwrap();
+    assert_close("vae decode", &dec, &r["decoded"], tol(TOL));
+    let dist = vae.encode(&input(&r["image"])).unwrap();
+    assert_close(
+        "vae encode mean",
+        &dist.mean,
+        &r["posterior_mean"],
+        tol(TOL),
+    );
+    assert_close("vae encode std", &dist.std, &r["posterior_std"], tol(TOL));
 }
 
 #[test]
 fn clip_text_encoder_matches_transformers() {
     let r = reference("clip_text");
-    let (te, _) = load_text_encoder(&tiny_sd(), Mode::Frozen, DType::F32, &Device::Cpu).unwrap();
+    let (te, _) = load_text_encoder(&tiny_sd(), Mode::Frozen, dt(), &dev()).unwrap();
     let out = te.forward(&ids_u32(&r["input_ids"])).unwrap();
     assert_close(
         "clip text last_hidden_state",
         &out.last_hidden_state,
         &r["last_hidden_state"],
-        TOL,
+        tol(TOL),
     );
-    assert_close("clip text pooled", &out.pooled, &r["pooler_output"], TOL);
+    assert_close(
+        "clip text pooled",
+        &out.pooled,
+        &r["pooler_output"],
+        tol(TOL),
+    );
 }
 
 #[test]
@@ -57,8 +73,8 @@ fn clip_model_matches_transformers() {
     let r = reference("clip_model");
     let (clip, _) = load_clip(
         &ModelSource::Local(fixtures().join("tiny-clip")),
-        DType::F32,
-        &Device::Cpu,
+        dt(),
+        &dev(),
     )
     .unwrap();
     let ids = ids_u32(&r["input_ids"]);
@@ -66,20 +82,21 @@ fn clip_model_matches_transformers() {
         "clip text_embeds",
         &clip.text_features(&ids).unwrap(),
         &r["text_embeds"],
-        TOL,
+        tol(TOL),
     );
+    let pixels = input(&r["pixel_values"]);
     assert_close(
         "clip image_embeds",
-        &clip.image_features(&r["pixel_values"]).unwrap(),
+        &clip.image_features(&pixels).unwrap(),
         &r["image_embeds"],
-        TOL,
+        tol(TOL),
     );
-    let vis = clip.vision.forward(&r["pixel_values"]).unwrap();
+    let vis = clip.vision.forward(&pixels).unwrap();
     assert_close(
         "clip vision pooled",
         &vis.pooled,
         &r["vision_pooler_output"],
-        TOL,
+        tol(TOL),
     );
 }
 
@@ -90,7 +107,7 @@ fn tokenizer_ids_match_the_fixture() {
     let ids = tok
         .batch_tensor(&["A red colored dog.", ""], &Device::Cpu)
         .unwrap();
-    let expected = ids_u32(&r["input_ids"]);
+    let expected = r["input_ids"].to_dtype(DType::U32).unwrap();
     assert_eq!(
         ids.to_vec2::<u32>().unwrap(),
         expected.to_vec2::<u32>().unwrap()
@@ -120,27 +137,27 @@ fn schedulers_match_diffusers() {
     let t = r["ddim_t"].flatten_all().unwrap().to_vec1::<i64>().unwrap()[0] as usize;
     let prev = ddim_step(
         &s,
-        &r["model_output"],
+        &input(&r["model_output"]),
         t,
         s.step_stride(50),
-        &r["sample"],
+        &input(&r["sample"]),
         0.0,
         None,
     )
     .unwrap();
-    assert_close("ddim step", &prev, &r["ddim_prev_sample"], TOL);
+    assert_close("ddim step", &prev, &r["ddim_prev_sample"], tol(TOL));
 
     let t = r["ddpm_t"].flatten_all().unwrap().to_vec1::<i64>().unwrap()[0] as usize;
     let prev = ddpm_step(
         &s,
-        &r["ddpm_model_output"],
+        &input(&r["ddpm_model_output"]),
         t,
         1,
-        &r["ddpm_sample"],
-        &r["ddpm_variance_noise"],
+        &input(&r["ddpm_sample"]),
+        &input(&r["ddpm_variance_noise"]),
     )
     .unwrap();
-    assert_close("ddpm step", &prev, &r["ddpm_prev_sample"], TOL);
+    assert_close("ddpm step", &prev, &r["ddpm_prev_sample"], tol(TOL));
 
     let nt: Vec<u32> = r["noisy_t"]
         .to_vec1::<i64>()
@@ -148,14 +165,16 @@ fn schedulers_match_diffusers() {
         .iter()
         .map(|t| *t as u32)
         .collect();
-    let noisy = s.add_noise(&r["x0"], &r["noise"], &nt).unwrap();
-    assert_close("add_noise", &noisy, &r["noisy"], TOL);
+    let noisy = s
+        .add_noise(&input(&r["x0"]), &input(&r["noise"]), &nt)
+        .unwrap();
+    assert_close("add_noise", &noisy, &r["noisy"], tol(TOL));
 }
 
 #[test]
 fn guided_ddim_sample_matches_diffusers() {
     let r = reference("sample");
-    let sd = StableDiffusion::load(&tiny_sd(), Mode::Frozen, DType::F32, &Device::Cpu).unwrap();
+    let sd = StableDiffusion::load(&tiny_sd(), Mode::Frozen, dt(), &dev()).unwrap();
     let cond = sd
         .text_encoder
         .forward(&ids_u32(&r["cond_ids"]))
@@ -166,7 +185,7 @@ fn guided_ddim_sample_matches_diffusers() {
         .forward(&ids_u32(&r["uncond_ids"]))
         .unwrap()
         .last_hidden_state;
-    assert_close("prompt embeddings", &cond, &r["cond_embeddings"], TOL);
+    assert_close("prompt embeddings", &cond, &r["cond_embeddings"], tol(TOL));
     let settings = SampleSettings {
         scheduler: SchedulerKind::Ddim,
         steps: 4,
@@ -179,15 +198,20 @@ fn guided_ddim_sample_matches_diffusers() {
         &settings,
         &cond,
         &uncond,
-        r["latents"].clone(),
+        input(&r["latents"]),
         &mut [rng(0)],
         |_| {},
     )
     .unwrap();
-    assert_close("4-step guided DDIM latents", &out, &r["final_latents"], TOL);
+    assert_close(
+        "4-step guided DDIM latents",
+        &out,
+        &r["final_latents"],
+        tol(TOL),
+    );
     let image = sd
         .vae
         .decode(&(out / sd.vae.config.scaling_factor).unwrap())
         .unwrap();
-    assert_close("4-step guided DDIM image", &image, &r["image"], TOL);
+    assert_close("4-step guided DDIM image", &image, &r["image"], tol(TOL));
 }

@@ -3,8 +3,8 @@
 //! writes its report.
 //!
 //! Not asserted yet: the directions of claims 1 and 2. The committed UNet is undertrained (its
-//! samples are texture noise the oracle rejects), so there is nothing for feedback to improve;
-//! see assets/world/pretrain.json. When better checkpoints land, assert
+//! samples are colored blobs the oracle rejects: 0% judged good), so there is nothing for
+//! feedback to improve; see assets/world/pretrain.json. When better checkpoints land, assert
 //! `report::claim1_holds` and `report::claim2_holds` here.
 
 use candle_core::{DType, Device};

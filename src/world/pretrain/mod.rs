@@ -65,21 +65,15 @@ pub struct PretrainPlan {
     pub unet_batch: usize,
     pub unet_lr: f64,
     pub seed: u64,
-}
-
-impl PretrainPlan {
-    /// What produced the committed checkpoints (`assets/world/`).
-    pub fn committed() -> PretrainPlan {
-        PretrainPlan {
-            images: 6000,
-            vae_steps: 1500,
-            clip_steps: 600,
-            unet_steps: 700,
-            unet_batch: 32,
-            unet_lr: 1e-3,
-            seed: 0,
-        }
-    }
+    /// A UNet config other than `configs/world/unet.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet_config: Option<PathBuf>,
+    /// Fit the UNet's training into this many minutes (`unet_steps` becomes what fits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet_minutes: Option<f64>,
+    /// Steps of decoder hardening on noisy latents after the UNet (0: none).
+    #[serde(default)]
+    pub decoder_steps: usize,
 }
 
 /// Where the pre-trained world models are, and what their training measured.
@@ -90,6 +84,12 @@ pub struct PretrainReport {
     pub vae_scaling_factor: f64,
     pub clip_loss_first_last: (f64, f64),
     pub unet_loss_first_last: (f64, f64),
+    /// The UNet's steps as run (differs from the plan's under `unet_minutes`).
+    #[serde(default)]
+    pub unet_steps_done: u64,
+    /// Decoder hardening on noisy latents (absent when not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_mse_first_last: Option<(f64, f64)>,
     pub seconds: f64,
 }
 
@@ -123,12 +123,16 @@ pub fn pretrain(
     let (vae_curve, scaling) = train_vae_stage(&sd_init, &images, plan, device, &mut log)?;
     let clip_curve = train_clip_stage(out, &sd_init, &images, &set, plan, device, &mut log)?;
     let unet_curve = train_unet_stage(out, &sd_init, &data, plan, device, &mut log)?;
+    let unet_steps_done = unet_curve.0.last().map_or(0, |s| s.0 as u64);
+    let decoder_curve = harden_decoder_stage(out, &images, plan, device, &mut log)?;
     let report = PretrainReport {
         plan: plan.clone(),
         vae_mse_first_last: vae_curve.ends(50),
         vae_scaling_factor: scaling,
         clip_loss_first_last: clip_curve.ends(50),
         unet_loss_first_last: unet_curve.ends(50),
+        unet_steps_done,
+        decoder_mse_first_last: decoder_curve.map(|c| c.ends(50)),
         seconds: started.elapsed().as_secs_f64(),
     };
     write_atomic(
@@ -271,12 +275,18 @@ fn train_unet_stage(
         return read_unet_curve(&train_dir);
     }
     // A fresh UNet and the rest of the diffusers folder.
+    let unet_json = match &plan.unet_config {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading the UNet config {}", p.display()))?,
+        None => WORLD_UNET.to_string(),
+    };
     let unet_dir = sd_init.join("unet");
     if !unet_dir
         .join("diffusion_pytorch_model.safetensors")
         .exists()
     {
-        let config: UNetConfig = serde_json::from_str(WORLD_UNET)?;
+        let config: UNetConfig = serde_json::from_str(&unet_json)
+            .context("the UNet config is not a diffusers UNet2DConditionModel config")?;
         let store = ParamStore::random(
             plan.seed ^ 3,
             "world unet",
@@ -289,7 +299,7 @@ fn train_unet_stage(
             &unet_dir.join("diffusion_pytorch_model.safetensors"),
             DType::F32,
         )?;
-        write_atomic(&unet_dir.join("config.json"), WORLD_UNET.as_bytes())?;
+        write_atomic(&unet_dir.join("config.json"), unet_json.as_bytes())?;
         write_atomic(
             &sd_init.join("scheduler/scheduler_config.json"),
             SCHEDULER.as_bytes(),
@@ -322,18 +332,64 @@ fn train_unet_stage(
         caption_dropout: 0.1,
     };
     let mut trainer = Trainer::new(&sd, config, items, Vec::new(), &train_dir, true)?;
-    let total = plan.unet_steps;
+    let t = std::time::Instant::now();
+    let n = trainer.cache_all_latents()?;
+    log(&format!(
+        "encoded {n} training latents in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+    trainer.time_budget = plan
+        .unet_minutes
+        .map(|m| std::time::Duration::from_secs_f64(m * 60.0));
     trainer.run(|l| {
-        if l.step % 100 == 0 || l.step == total {
+        if l.step % 100 == 0 {
             log(&format!(
-                "unet step {}/{total}: loss {:.4} ({:.1} img/s)",
-                l.step, l.loss, l.images_per_s
+                "unet step {}: loss {:.4} ({:.1} img/s, lr {:.2e})",
+                l.step, l.loss, l.images_per_s, l.lr
             ));
         }
     })?;
     write_model_folder(&source, &trainer.final_weights(), DType::F32, &final_dir)?;
     mark_done(&final_dir)?;
     read_unet_curve(&train_dir)
+}
+
+/// Harden `sd/vae`'s decoder against latent noise (see `vae::harden_decoder`); resumable by
+/// its `.hardened` marker.
+fn harden_decoder_stage(
+    out: &Path,
+    images: &Tensor,
+    plan: &PretrainPlan,
+    device: &Device,
+    log: &mut impl FnMut(&str),
+) -> Result<Option<Curve>> {
+    if plan.decoder_steps == 0 {
+        return Ok(None);
+    }
+    let dir = out.join("sd/vae");
+    let curve_file = dir.join("decoder-curve.json");
+    let marker = dir.join(".hardened");
+    if marker.exists() {
+        return Ok(Some(serde_json::from_str(&std::fs::read_to_string(
+            &curve_file,
+        )?)?));
+    }
+    let opts = vae::DecoderHardening {
+        steps: plan.decoder_steps,
+        batch: 16,
+        lr: 3e-4,
+        max_noise: 0.5,
+        seed: plan.seed ^ 5,
+        crop: None,
+    };
+    let curve = vae::harden_decoder(&dir, images, &opts, device, |s, l| {
+        if s % 50 == 0 {
+            log(&format!("decoder step {s}/{}: mse {l:.5}", opts.steps));
+        }
+    })?;
+    write_atomic(&curve_file, serde_json::to_string(&curve)?.as_bytes())?;
+    write_atomic(&marker, b"")?;
+    Ok(Some(curve))
 }
 
 fn read_unet_curve(train_dir: &Path) -> Result<Curve> {

@@ -1,0 +1,33 @@
+//! The oracle's verdicts on a generated manifest, per category, with the commonest reasons:
+//! `worldjudge MANIFEST` (or `worldjudge --prompts OUT.jsonl` to write the 80 world eval prompts).
+use std::collections::BTreeMap;
+fn main() -> anyhow::Result<()> {
+    let a: Vec<String> = std::env::args().collect();
+    if a[1] == "--prompts" {
+        let p = rlhf_t2i::world::dataset::eval_prompts(0)?;
+        return rlhf_t2i::io::jsonl::write_jsonl(std::path::Path::new(&a[2]), &p);
+    }
+    let j = rlhf_t2i::world::label::judge_manifest(std::path::Path::new(&a[1]))?;
+    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for x in &j {
+        for k in ["all".to_string(), format!("{:?}", x.record.prompt.category)] {
+            let e = by.entry(k).or_default();
+            e.0 += x.good as usize;
+            e.1 += 1;
+        }
+        for r in &x.reasons {
+            let key: String = r.split(':').next().unwrap_or(r).chars().take(40).collect();
+            *reasons.entry(key).or_default() += 1;
+        }
+    }
+    for (k, (g, n)) in by {
+        println!("{k:<12} {g:>4}/{n:<4} {:.1}%", 100.0 * g as f64 / n as f64);
+    }
+    let mut r: Vec<_> = reasons.into_iter().collect();
+    r.sort_by_key(|x| std::cmp::Reverse(x.1));
+    for (k, n) in r.iter().take(8) {
+        println!("  {n:>4}  {k}");
+    }
+    Ok(())
+}
