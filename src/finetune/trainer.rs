@@ -100,9 +100,9 @@ pub struct Trainer<'a> {
     latent_cache: HashMap<(bool, usize), (Tensor, Tensor)>,
     pub step: u64,
     out: PathBuf,
-    /// Fit the run into this wall time: once the warm-up is half done, `config.steps` is set to
-    /// what the measured speed allows (the warm-up does not depend on it, so a rerun with the
-    /// resulting `--steps` follows the same schedule).
+    /// Fit the run into this wall time: at the end of the warm-up, `config.steps` is set to what
+    /// the speed measured over the warm-up's second half allows (the warm-up does not depend on
+    /// it, so a rerun with the resulting step count follows the same schedule).
     pub time_budget: Option<std::time::Duration>,
 }
 
@@ -290,8 +290,6 @@ impl<'a> Trainer<'a> {
         Ok(Tensor::stack(&parts, 0)?)
     }
 
-    /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
-    /// with noise from `r`.
     /// Encode every model image now (with `cache_latents`), so the first steps are not slowed
     /// by it; returns how many were encoded.
     pub fn cache_all_latents(&mut self) -> Result<usize> {
@@ -308,6 +306,8 @@ impl<'a> Trainer<'a> {
         Ok(self.latent_cache.len() - before)
     }
 
+    /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
+    /// with noise from `r`.
     fn latents(
         &mut self,
         pre: bool,
