@@ -184,10 +184,14 @@ impl<'a> Trainer<'a> {
 
     fn resume(&mut self) -> Result<()> {
         let Some(&last) = checkpoint::list(&self.checkpoints_dir())?.last() else {
-            eprintln!(
-                "note: --resume given but {} has no checkpoint; starting at step 0",
-                self.checkpoints_dir().display()
-            );
+            // Worth saying only when an earlier run left something behind (metrics without a
+            // checkpoint: killed before its first one); a fresh folder just starts.
+            if self.out.join("metrics.jsonl").exists() {
+                eprintln!(
+                    "note: --resume given but {} has no checkpoint; starting at step 0",
+                    self.checkpoints_dir().display()
+                );
+            }
             return Ok(());
         };
         let dir = self.checkpoints_dir().join(checkpoint::dir_name(last));
