@@ -1,6 +1,7 @@
 //! Fine-tuning on the tiny model: the loss falls, zero-reward images contribute nothing,
 //! beta = 0 ignores D_pre, a resumed run equals an uninterrupted one bitwise, a diverging run
-//! stops with its step, and the output folder loads as a model.
+//! stops with its step, the output folder loads as a model, and a time budget fixes the step
+//! count so the schedule ends in time.
 
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::sampler::{SampleSettings, SchedulerKind};
@@ -363,4 +364,28 @@ fn the_output_folder_is_a_loadable_model() {
         assert!(r.model_dir.join(f).is_file(), "{f}");
     }
     assert!(s.dir.path().join("out/curves.svg").is_file());
+}
+
+#[test]
+fn a_time_budget_fixes_the_step_count_so_the_schedule_ends_in_time() {
+    use rlhf_t2i::finetune::trainer::Trainer;
+    let s = setup(2, 2);
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let items =
+        rlhf_t2i::finetune::data::pretrain_dataset(&s.pretrain.join("captions.jsonl")).unwrap();
+    let mut c = config(1_000_000, 0.0);
+    c.warmup_steps = 4;
+    c.grad_accum = 1;
+    c.decay = Decay::Cosine;
+    let mut t = Trainer::new(&sd, c, items, Vec::new(), &s.dir.path().join("tb"), false).unwrap();
+    t.time_budget = Some(std::time::Duration::from_secs(8));
+    let logs = t.run(|_| {}).unwrap();
+    // The total was fixed after step 20 (the warm-up, at least 20 steps, measured over its second
+    // half) and the run stopped exactly there, its cosine schedule run down.
+    assert!(logs.len() > 20, "{} steps", logs.len());
+    assert_eq!(t.config.steps, logs.len() as u64);
+    let last = logs.last().unwrap();
+    assert_eq!(last.step, t.config.steps);
+    assert!(last.lr < 0.01 * 1e-4, "lr at the end {}", last.lr);
+    println!("time budget 8 s: {} steps", logs.len());
 }
