@@ -171,34 +171,36 @@ pub fn run(device: &Device, o: &BenchOptions, mut emit: impl FnMut(&Value)) -> R
         }
     }
 
+    // One training step (forward, backward, AdamW) at batch `b`, on the trainable UNet.
+    let measure_train = |r: &mut Runner, b: usize, name: &str| {
+        let Some((unet, store)) = &trainable else {
+            return;
+        };
+        r.measure(name, "c_train", || {
+            let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
+            let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+            let target = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
+            let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(train_dt)?;
+            let t = Tensor::full(500f32, b, device)?;
+            let ts = time(device, &heavy, || {
+                let pred = unet.forward(&x, &t, &ctx)?;
+                let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
+                let grads = loss.backward()?;
+                opt.step(&grads, 1e-5, 1.0)?;
+                Ok(())
+            })?;
+            Ok(record(
+                name,
+                "c_train",
+                &ts,
+                Some((b, "images")),
+                json!({"dtype": train_tag, "batch": b}),
+            ))
+        });
+    };
     // Priority order, as a budget cuts the tail: forwards, the batch-8 training step, VAE and CLIP,
     // then the (long) 50-step sample and the batch-32 training step.
-    if let Some((unet, store)) = &trainable {
-        for (b, name) in [8usize].into_iter().zip(&train_names[..1]) {
-            r.measure(name, "c_train", || {
-                let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
-                let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
-                let target =
-                    Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
-                let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(train_dt)?;
-                let t = Tensor::full(500f32, b, device)?;
-                let ts = time(device, &heavy, || {
-                    let pred = unet.forward(&x, &t, &ctx)?;
-                    let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
-                    let grads = loss.backward()?;
-                    opt.step(&grads, 1e-5, 1.0)?;
-                    Ok(())
-                })?;
-                Ok(record(
-                    name,
-                    "c_train",
-                    &ts,
-                    Some((b, "images")),
-                    json!({"dtype": train_tag, "batch": b}),
-                ))
-            });
-        }
-    }
+    measure_train(&mut r, 8, &train_names[0]);
     // As bench.py: encode in bf16, decode in fp16, each with its own copy of the VAE.
     let img = c.vae.sample_size;
     let (enc_tag, enc_dt) = pick("bf16");
@@ -316,32 +318,7 @@ pub fn run(device: &Device, o: &BenchOptions, mut emit: impl FnMut(&Value)) -> R
             ))
         });
     }
-    if let Some((unet, store)) = &trainable {
-        for (b, name) in [32usize].into_iter().zip(&train_names[1..]) {
-            r.measure(name, "c_train", || {
-                let mut opt = AdamW::new(store.named_vars(), AdamWConfig::default())?;
-                let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
-                let target =
-                    Tensor::randn(0f32, 1., (b, 4, lat, lat), device)?.to_dtype(train_dt)?;
-                let ctx = Tensor::randn(0f32, 1., (b, 77, ctx_dim), device)?.to_dtype(train_dt)?;
-                let t = Tensor::full(500f32, b, device)?;
-                let ts = time(device, &heavy, || {
-                    let pred = unet.forward(&x, &t, &ctx)?;
-                    let loss = (pred - &target)?.sqr()?.to_dtype(DType::F32)?.mean_all()?;
-                    let grads = loss.backward()?;
-                    opt.step(&grads, 1e-5, 1.0)?;
-                    Ok(())
-                })?;
-                Ok(record(
-                    name,
-                    "c_train",
-                    &ts,
-                    Some((b, "images")),
-                    json!({"dtype": train_tag, "batch": b}),
-                ))
-            });
-        }
-    }
+    measure_train(&mut r, 32, &train_names[1]);
     drop(frozen);
     drop(trainable);
     Ok(r.out)
