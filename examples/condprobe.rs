@@ -1,4 +1,5 @@
-//! Does a world UNet use its prompt? Denoising loss on rendered images with their true caption,
+//! Does a world UNet use its prompt? Denoising loss (against the schedule's target: epsilon or v)
+//! on rendered images with their true caption,
 //! with the empty caption, and with another image's caption, at several noise levels. If the
 //! three are equal the text is ignored.
 //! `cargo run --release --example condprobe -- MODEL_SD_DIR [N_IMAGES]`
@@ -14,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("condprobe-{}", std::process::id()));
     let set = rlhf_t2i::world::dataset::write_pretraining_set(&dir, n, 12345)?;
     let x = rlhf_t2i::world::dataset::load_images(&dir, &set, &d)?;
-    let z0 = (sd.vae.encode(&x)?.mean * sd.vae.config.scaling_factor)?;
+    let z0 = sd.image_space.encode_mean(&x)?;
     let caps: Vec<&str> = set.iter().map(|c| c.caption.as_str()).collect();
     let mut shifted = caps.clone();
     shifted.rotate_left(1);
@@ -39,10 +40,11 @@ fn main() -> anyhow::Result<()> {
         let ts = vec![t; n];
         let xt = sd.schedule.add_noise(&z0, &noise, &ts)?;
         let tt = Tensor::new(ts.iter().map(|&v| v as f32).collect::<Vec<_>>(), &d)?;
+        let target = sd.schedule.target(&z0, &noise, &ts)?;
         let mut row = format!("{t:<6}");
         for (_, c) in &ctx {
-            let eps = sd.unet.forward(&xt, &tt, c)?;
-            let l = (eps - &noise)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
+            let out = sd.unet.forward(&xt, &tt, c)?;
+            let l = (out - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
             row.push_str(&format!(" {l:>14.5}"));
         }
         println!("{row}");

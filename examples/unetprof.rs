@@ -1,5 +1,6 @@
-//! Profile one training step of a UNet config on the CPU: `cargo run --release --example unetprof -- configs/world/unet.json`
-//! (forward and forward + backward at batch 32 and 128, random weights; see docs/performance.md).
+//! Profile one training step of a UNet config on the CPU: `cargo run --release --example unetprof -- configs/world/unet.json
+//! [BATCH]` (forward and forward + backward, default batch 32, random weights; see
+//! docs/performance.md).
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::models::unet::{UNet2DConditionModel, UNetConfig};
 use rlhf_t2i::weights::{Mode, ParamStore};
@@ -16,21 +17,25 @@ fn main() -> anyhow::Result<()> {
         .map(|(_, t)| t.elem_count())
         .sum();
     println!("params {n}");
-    for b in [32usize, 128] {
-        let x = Tensor::randn(0f32, 1., (b, 4, cfg.sample_size, cfg.sample_size), &d)?;
-        let ctx = Tensor::randn(0f32, 1., (b, 77, cfg.cross_attention_dim), &d)?;
-        let t = Tensor::full(500f32, b, &d)?;
-        let s = std::time::Instant::now();
-        let y = unet.forward(&x, &t, &ctx)?;
-        let f = s.elapsed().as_secs_f64();
-        y.sqr()?.mean_all()?.backward()?;
-        let all = s.elapsed().as_secs_f64();
-        println!(
-            "batch {b}: fwd {:.0} ms, fwd+bwd {:.0} ms, {:.1} img/s",
-            f * 1e3,
-            all * 1e3,
-            b as f64 / all
-        );
-    }
+    let b: usize = args.get(2).map_or(Ok(32), |s| s.parse())?;
+    let x = Tensor::randn(
+        0f32,
+        1.,
+        (b, cfg.in_channels, cfg.sample_size, cfg.sample_size),
+        &d,
+    )?;
+    let ctx = Tensor::randn(0f32, 1., (b, 77, cfg.cross_attention_dim), &d)?;
+    let t = Tensor::full(500f32, b, &d)?;
+    let s = std::time::Instant::now();
+    let y = unet.forward(&x, &t, &ctx)?;
+    let f = s.elapsed().as_secs_f64();
+    y.sqr()?.mean_all()?.backward()?;
+    let all = s.elapsed().as_secs_f64();
+    println!(
+        "batch {b}: fwd {:.0} ms, fwd+bwd {:.0} ms, {:.1} img/s",
+        f * 1e3,
+        all * 1e3,
+        b as f64 / all
+    );
     Ok(())
 }

@@ -439,9 +439,14 @@ pub enum WorldCommand {
         unet_lr: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// A UNet config (diffusers config.json) other than configs/world/unet.json
+        /// A UNet config (diffusers config.json) other than configs/world/unet.json (unet-latent.json
+        /// with --latent)
         #[arg(long)]
         unet_config: Option<PathBuf>,
+        /// Go on training this model's UNet (a diffusers-layout folder such as assets/world/sd)
+        /// instead of a fresh one: its config, weights and schedule are kept
+        #[arg(long)]
+        unet_init: Option<PathBuf>,
         /// Fit the UNet's training into this many minutes: --unet-steps becomes what the speed
         /// measured during the warm-up allows (recorded in pretrain.json)
         #[arg(long)]
@@ -450,6 +455,10 @@ pub enum WorldCommand {
         /// and so the UNet's latent space, is unchanged)
         #[arg(long, default_value_t = 0)]
         decoder_steps: usize,
+        /// Denoise in the latents of a small VAE trained first (the earlier design) instead of
+        /// pixels
+        #[arg(long)]
+        latent: bool,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -633,8 +642,10 @@ pub fn main() -> Result<()> {
                 unet_lr,
                 seed,
                 unet_config,
+                unet_init,
                 unet_minutes,
                 decoder_steps,
+                latent,
                 device,
             } => {
                 let plan = crate::world::pretrain::PretrainPlan {
@@ -646,8 +657,10 @@ pub fn main() -> Result<()> {
                     unet_lr,
                     seed,
                     unet_config,
+                    unet_init,
                     unet_minutes,
                     decoder_steps,
+                    latent,
                 };
                 let t0 = std::time::Instant::now();
                 let r =

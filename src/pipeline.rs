@@ -6,6 +6,7 @@ use crate::diffusion::NoiseSchedule;
 use crate::models::clip::{
     ClipConfig, ClipModel, ClipTextConfig, ClipTextModel, ClipTextTransformer,
 };
+use crate::models::image_space::ImageSpace;
 use crate::models::unet::{UNet2DConditionModel, UNetConfig};
 use crate::models::vae::{AutoencoderKL, VaeConfig};
 use crate::tokenizer::ClipTokenizer;
@@ -73,6 +74,36 @@ pub fn load_vae(
         .with_context(|| format!("building the VAE of {}", source.describe()))?;
     params.warn_unused();
     Ok((vae, params))
+}
+
+/// The VAE, or pixel space for a folder whose `model_index.json` names no VAE (a missing or
+/// `[null, null]` entry, as diffusers writes for absent components; its optional
+/// `pixel_patch_size` folds patches into channels). A folder without `model_index.json` is taken
+/// to be SD's layout, with a VAE.
+pub fn load_image_space(source: &ModelSource, dtype: DType, device: &Device) -> Result<ImageSpace> {
+    if source.has_file("model_index.json") {
+        let path = source.file("model_index.json")?;
+        let index: serde_json::Value = read_config(&path)?;
+        let has_vae = match index.get("vae") {
+            Some(serde_json::Value::Array(a)) => a.iter().any(|x| !x.is_null()),
+            Some(v) => !v.is_null(),
+            None => false,
+        };
+        if !has_vae {
+            let patch = match index.get("pixel_patch_size") {
+                None => 1,
+                Some(v) => v.as_u64().filter(|p| *p >= 1).with_context(|| {
+                    format!(
+                        "{}: pixel_patch_size must be a positive integer, got {v}",
+                        path.display()
+                    )
+                })? as usize,
+            };
+            return Ok(ImageSpace::Pixel { patch });
+        }
+    }
+    let (vae, _) = load_vae(source, Mode::Frozen, dtype, device)?;
+    Ok(ImageSpace::Latent(Box::new(vae)))
 }
 
 pub fn load_text_encoder(
@@ -153,7 +184,8 @@ pub struct StableDiffusion {
     pub source: ModelSource,
     pub unet: UNet2DConditionModel,
     pub unet_params: ParamStore,
-    pub vae: AutoencoderKL,
+    /// The VAE's latents, or pixels for a model without one.
+    pub image_space: ImageSpace,
     pub text_encoder: ClipTextModel,
     pub tokenizer: ClipTokenizer,
     pub schedule: NoiseSchedule,
@@ -170,7 +202,17 @@ impl StableDiffusion {
         device: &Device,
     ) -> Result<Self> {
         let (unet, unet_params) = load_unet(source, unet_mode, dtype, device)?;
-        let (vae, _) = load_vae(source, Mode::Frozen, dtype, device)?;
+        let image_space = load_image_space(source, dtype, device)?;
+        anyhow::ensure!(
+            unet.config.in_channels == image_space.channels()
+                && unet.config.out_channels == image_space.channels(),
+            "{}: the UNet takes {} and gives {} channels, but its {} space has {}",
+            source.describe(),
+            unet.config.in_channels,
+            unet.config.out_channels,
+            image_space.name(),
+            image_space.channels()
+        );
         let (text_encoder, _) = load_text_encoder(source, Mode::Frozen, dtype, device)?;
         let tokenizer = load_tokenizer(source, "tokenizer")?;
         let schedule = NoiseSchedule::load(&source.file("scheduler/scheduler_config.json")?)?;
@@ -178,7 +220,7 @@ impl StableDiffusion {
             source: source.clone(),
             unet,
             unet_params,
-            vae,
+            image_space,
             text_encoder,
             tokenizer,
             schedule,
@@ -189,7 +231,7 @@ impl StableDiffusion {
 
     /// Image side in pixels implied by the configs (512 for SD1.5).
     pub fn image_size(&self) -> usize {
-        self.unet.config.sample_size * self.vae.config.scale_factor()
+        self.unet.config.sample_size * self.image_space.scale_factor()
     }
 
     pub fn latent_channels(&self) -> usize {
@@ -206,16 +248,15 @@ impl StableDiffusion {
             .to_dtype(self.dtype)?)
     }
 
-    /// Latents (already in the UNet's scale) to 8-bit RGB pictures.
+    /// Samples (latents, or pixels for a pixel-space model) in the UNet's scale to 8-bit RGB
+    /// pictures.
     pub fn decode_to_images(&self, latents: &Tensor) -> Result<Vec<RgbImage>> {
-        let scaled = (latents / self.vae.config.scaling_factor)?;
-        let images = self.vae.decode(&scaled)?;
-        tensor_to_images(&images)
+        tensor_to_images(&self.image_space.decode(latents)?)
     }
 
-    /// Pictures to latents in the UNet's scale, using the posterior mean (for tests and editing).
+    /// Pictures to samples in the UNet's scale, using the posterior mean (for tests and editing).
     pub fn encode_images_mean(&self, images: &Tensor) -> Result<Tensor> {
-        Ok((self.vae.encode(images)?.mean * self.vae.config.scaling_factor)?)
+        self.image_space.encode_mean(images)
     }
 }
 

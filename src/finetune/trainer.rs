@@ -97,7 +97,7 @@ pub struct Trainer<'a> {
     text_cache: HashMap<String, Tensor>,
     /// Per data stream: the epoch and its permutation.
     permutations: HashMap<u64, (u64, Vec<usize>)>,
-    latent_cache: HashMap<(bool, usize), (Tensor, Tensor)>,
+    latent_cache: HashMap<(bool, usize), (Tensor, Option<Tensor>)>,
     pub step: u64,
     out: PathBuf,
     /// Fit the run into this wall time: at the end of the warm-up, `config.steps` is set to what
@@ -207,6 +207,16 @@ impl<'a> Trainer<'a> {
             let t = files["unet"]
                 .get(&name)
                 .with_context(|| format!("{}: no weights for `{name}`", dir.display()))?;
+            if t.dims() != var.dims() {
+                bail!(
+                    "{} holds `{name}` of shape {:?}, but the base model's is {:?}: the \
+                     checkpoint belongs to another model; use another --out or remove {}",
+                    dir.display(),
+                    t.dims(),
+                    var.dims(),
+                    self.out.display()
+                );
+            }
             var.set(&t.to_device(&self.sd.device)?)?;
         }
         self.opt.load_state(&files["optimizer"])?;
@@ -310,8 +320,8 @@ impl<'a> Trainer<'a> {
         Ok(self.latent_cache.len() - before)
     }
 
-    /// Latents (already times the VAE scaling factor) for the picked items: a posterior sample
-    /// with noise from `r`.
+    /// Samples in the UNet's scale for the picked items: a posterior sample with noise from `r`
+    /// (latent models), or the image itself (pixel space).
     fn latents(
         &mut self,
         pre: bool,
@@ -335,18 +345,23 @@ impl<'a> Trainer<'a> {
                     let x = to_tensor(&img, &self.sd.device)?
                         .unsqueeze(0)?
                         .to_dtype(self.sd.dtype)?;
-                    let d = self.sd.vae.encode(&x)?;
-                    let ms = (d.mean.squeeze(0)?, d.std.squeeze(0)?);
+                    let (mean, std) = self.sd.image_space.posterior(&x)?;
+                    let ms = (mean.squeeze(0)?, std.map(|s| s.squeeze(0)).transpose()?);
                     if self.config.cache_latents {
                         self.latent_cache.insert(key, ms.clone());
                     }
                     ms
                 }
             };
-            let eps = randn(r, mean.dims(), mean.dtype(), mean.device())?;
-            out.push((mean + (std * eps)?)?);
+            out.push(match std {
+                Some(std) => {
+                    let eps = randn(r, mean.dims(), mean.dtype(), mean.device())?;
+                    (mean + (std * eps)?)?
+                }
+                None => mean,
+            });
         }
-        Ok((Tensor::stack(&out, 0)? * self.sd.vae.config.scaling_factor)?)
+        Ok((Tensor::stack(&out, 0)? * self.sd.image_space.scaling_factor())?)
     }
 
     /// Forward and backward of one micro-batch; returns (loss, model part, pre part, grads).

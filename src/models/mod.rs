@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod fused_attention;
+pub mod image_space;
 pub mod inception;
 pub mod nn;
 pub mod unet;

@@ -82,7 +82,7 @@ pub fn run(sd: &StableDiffusion, opts: &GenerateOptions) -> Result<GenerateRepor
     let prompts = read_prompts_jsonl(&opts.prompts)?;
     let native = sd.image_size();
     let size = opts.size.unwrap_or(native);
-    let multiple = sd.vae.config.scale_factor() * sd.unet.config.downscale();
+    let multiple = sd.image_space.scale_factor() * sd.unet.config.downscale();
     if size == 0 || !size.is_multiple_of(multiple) {
         bail!("image size {size} must be a positive multiple of {multiple} for this model");
     }
@@ -166,7 +166,7 @@ pub fn run(sd: &StableDiffusion, opts: &GenerateOptions) -> Result<GenerateRepor
         .progress_chars("=> "),
     );
     let started = std::time::Instant::now();
-    let latent_hw = size / sd.vae.config.scale_factor();
+    let latent_hw = size / sd.image_space.scale_factor();
     let latent_shape = [sd.latent_channels(), latent_hw, latent_hw];
     let uncond_one = sd.encode_prompts(&[""])?;
     let mut generated = 0usize;

@@ -1,7 +1,7 @@
 //! Fine-tuning on the tiny model: the loss falls, zero-reward images contribute nothing,
 //! beta = 0 ignores D_pre, a resumed run equals an uninterrupted one bitwise, a diverging run
-//! stops with its step, the output folder loads as a model, and a time budget fixes the step
-//! count so the schedule ends in time.
+//! stops with its step, the output folder loads as a model, a time budget fixes the step
+//! count so the schedule ends in time, and a checkpoint of another model is refused by name.
 
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::sampler::{SampleSettings, SchedulerKind};
@@ -388,4 +388,69 @@ fn a_time_budget_fixes_the_step_count_so_the_schedule_ends_in_time() {
     assert_eq!(last.step, t.config.steps);
     assert!(last.lr < 0.01 * 1e-4, "lr at the end {}", last.lr);
     println!("time budget 8 s: {} steps", logs.len());
+}
+
+/// Copy a model folder, all files.
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&e, to.join(rel)).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn resuming_into_a_checkpoint_of_another_model_says_so() {
+    use rlhf_t2i::models::unet::{UNet2DConditionModel, UNetConfig};
+    use rlhf_t2i::weights::ParamStore;
+    let s = setup(1, 2);
+    let mut c = config(1, 0.0);
+    c.checkpoint_every = 1;
+    finetune(&s, "out", &c, None, false).unwrap();
+    // The same architecture at another width: same tensor names, other shapes.
+    let other = s.dir.path().join("other-sd");
+    copy_dir(&s.sd, &other);
+    let path = other.join("unet/config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["block_out_channels"] = serde_json::json!([64, 64]);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let store = ParamStore::random(9, "wider", Mode::Frozen, DType::F32, &Device::Cpu);
+    let parsed: UNetConfig = serde_json::from_value(cfg).unwrap();
+    UNet2DConditionModel::new(store.var_builder(), &parsed).unwrap();
+    store
+        .save(
+            &other.join("unet/diffusion_pytorch_model.safetensors"),
+            DType::F32,
+        )
+        .unwrap();
+    let inputs = FinetuneInputs {
+        model: other.display().to_string(),
+        manifest: s.manifest.clone(),
+        weights: Weights::Scores(s.scores.clone()),
+        pretrain: None,
+        out: s.dir.path().join("out"),
+        resume: true,
+    };
+    let err = run(&inputs, &c, &Device::Cpu, false)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .expect("resuming another model's checkpoint must fail");
+    assert!(
+        err.contains("belongs to another model") && err.contains("of shape"),
+        "{err}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `rlhf-t2i world pretrain`: the world's own "Stable Diffusion" and "CLIP", trained from scratch
-//! on rendered images with true captions, in four resumable stages:
+//! on rendered images with true captions, in resumable stages:
 //! 1. render the pre-training set (`data/`);
-//! 2. the autoencoder (32 px <-> 16x16x4);
+//! 2. with `--latent` only: the autoencoder (32 px <-> 16x16x4); by default the UNet denoises
+//!    pixels, with no VAE;
 //! 3. CLIP, contrastively (the reward model's frozen embedder; its text tower is also SD's text
 //!    encoder, as SD1.5 uses OpenAI CLIP's);
 //! 4. the UNet, by the fine-tuning trainer with every image weighted 1 and no pre-training term
@@ -32,6 +33,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const WORLD_UNET: &str = include_str!("../../../configs/world/unet.json");
+pub const WORLD_SCHEDULER: &str = include_str!("../../../configs/world/scheduler.json");
+pub const WORLD_MODEL_INDEX: &str = include_str!("../../../configs/world/model_index.json");
+pub const WORLD_LATENT_UNET: &str = include_str!("../../../configs/world/unet-latent.json");
 pub const WORLD_VAE: &str = include_str!("../../../configs/world/vae.json");
 pub const WORLD_TEXT_ENCODER: &str = include_str!("../../../configs/world/text_encoder.json");
 pub const WORLD_CLIP: &str = include_str!("../../../configs/world/clip.json");
@@ -68,20 +72,31 @@ pub struct PretrainPlan {
     /// A UNet config other than `configs/world/unet.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_config: Option<PathBuf>,
+    /// Go on training this model's UNet (a `sd/` folder, e.g. the committed `assets/world/sd`)
+    /// instead of a fresh one: its config, weights and schedule are taken as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet_init: Option<PathBuf>,
     /// Fit the UNet's training into this many minutes (`unet_steps` becomes what fits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_minutes: Option<f64>,
-    /// Steps of decoder hardening on noisy latents after the UNet (0: none).
+    /// Steps of decoder hardening on noisy latents after the UNet (0: none; latent only).
     #[serde(default)]
     pub decoder_steps: usize,
+    /// Denoise in the latents of a small trained VAE (`configs/world/vae.json`,
+    /// `unet-latent.json`) instead of pixels.
+    #[serde(default)]
+    pub latent: bool,
 }
 
 /// Where the pre-trained world models are, and what their training measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainReport {
     pub plan: PretrainPlan,
-    pub vae_mse_first_last: (f64, f64),
-    pub vae_scaling_factor: f64,
+    /// The VAE's training (absent in pixel space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_mse_first_last: Option<(f64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_scaling_factor: Option<f64>,
     pub clip_loss_first_last: (f64, f64),
     pub unet_loss_first_last: (f64, f64),
     /// The UNet's steps as run (differs from the plan's under `unet_minutes`).
@@ -109,6 +124,15 @@ pub fn pretrain(
     mut log: impl FnMut(&str),
 ) -> Result<PretrainReport> {
     let started = std::time::Instant::now();
+    anyhow::ensure!(
+        plan.latent || plan.decoder_steps == 0,
+        "decoder hardening needs a VAE: add --latent or drop --decoder-steps"
+    );
+    anyhow::ensure!(
+        plan.unet_init.is_none() || (plan.unet_config.is_none() && !plan.latent),
+        "--unet-init takes the config and the image space of the model it continues: drop \
+         --unet-config and --latent"
+    );
     let data = out.join("data");
     let set: Vec<CaptionedImage> = if stage_done(&data) {
         read_jsonl(&data.join(SCENES))?
@@ -120,14 +144,19 @@ pub fn pretrain(
     };
     let images = load_images(&data, &set, device)?;
     let sd_init = out.join("sd-init");
-    let (vae_curve, scaling) = train_vae_stage(&sd_init, &images, plan, device, &mut log)?;
+    let (vae_curve, scaling) = if plan.latent {
+        let (c, s) = train_vae_stage(&sd_init, &images, plan, device, &mut log)?;
+        (Some(c), Some(s))
+    } else {
+        (None, None)
+    };
     let clip_curve = train_clip_stage(out, &sd_init, &images, &set, plan, device, &mut log)?;
     let unet_curve = train_unet_stage(out, &sd_init, &data, plan, device, &mut log)?;
     let unet_steps_done = unet_curve.0.last().map_or(0, |s| s.0 as u64);
     let decoder_curve = harden_decoder_stage(out, &images, plan, device, &mut log)?;
     let report = PretrainReport {
         plan: plan.clone(),
-        vae_mse_first_last: vae_curve.ends(50),
+        vae_mse_first_last: vae_curve.map(|c| c.ends(50)),
         vae_scaling_factor: scaling,
         clip_loss_first_last: clip_curve.ends(50),
         unet_loss_first_last: unet_curve.ends(50),
@@ -274,37 +303,15 @@ fn train_unet_stage(
     if stage_done(&final_dir) {
         return read_unet_curve(&train_dir);
     }
-    // A fresh UNet and the rest of the diffusers folder.
-    let unet_json = match &plan.unet_config {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading the UNet config {}", p.display()))?,
-        None => WORLD_UNET.to_string(),
-    };
     let unet_dir = sd_init.join("unet");
     if !unet_dir
         .join("diffusion_pytorch_model.safetensors")
         .exists()
     {
-        let config: UNetConfig = serde_json::from_str(&unet_json)
-            .context("the UNet config is not a diffusers UNet2DConditionModel config")?;
-        let store = ParamStore::random(
-            plan.seed ^ 3,
-            "world unet",
-            Mode::Frozen,
-            DType::F32,
-            &Device::Cpu,
-        );
-        UNet2DConditionModel::new(store.var_builder(), &config)?;
-        store.save(
-            &unet_dir.join("diffusion_pytorch_model.safetensors"),
-            DType::F32,
-        )?;
-        write_atomic(&unet_dir.join("config.json"), unet_json.as_bytes())?;
-        write_atomic(
-            &sd_init.join("scheduler/scheduler_config.json"),
-            SCHEDULER.as_bytes(),
-        )?;
-        write_atomic(&sd_init.join("model_index.json"), MODEL_INDEX.as_bytes())?;
+        match &plan.unet_init {
+            Some(init) => copy_unet(init, sd_init)?,
+            None => fresh_unet(plan, sd_init)?,
+        }
     }
     let source = ModelSource::parse(&sd_init.display().to_string())?;
     let sd = load_base(&source, device)?;
@@ -390,6 +397,67 @@ fn harden_decoder_stage(
     write_atomic(&curve_file, serde_json::to_string(&curve)?.as_bytes())?;
     write_atomic(&marker, b"")?;
     Ok(Some(curve))
+}
+
+/// A randomly initialised UNet (`--unet-config`, else the world's) with the scheduler and
+/// `model_index.json` of its image space, into `sd_init` (the weights last: their presence marks
+/// the folder complete).
+fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
+    let unet_json = match &plan.unet_config {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading the UNet config {}", p.display()))?,
+        None if plan.latent => WORLD_LATENT_UNET.to_string(),
+        None => WORLD_UNET.to_string(),
+    };
+    let config: UNetConfig = serde_json::from_str(&unet_json)
+        .context("the UNet config is not a diffusers UNet2DConditionModel config")?;
+    let store = ParamStore::random(
+        plan.seed ^ 3,
+        "world unet",
+        Mode::Frozen,
+        DType::F32,
+        &Device::Cpu,
+    );
+    UNet2DConditionModel::new(store.var_builder(), &config)?;
+    let unet_dir = sd_init.join("unet");
+    let (scheduler, index) = if plan.latent {
+        (SCHEDULER, MODEL_INDEX)
+    } else {
+        (WORLD_SCHEDULER, WORLD_MODEL_INDEX)
+    };
+    write_atomic(
+        &sd_init.join("scheduler/scheduler_config.json"),
+        scheduler.as_bytes(),
+    )?;
+    write_atomic(&sd_init.join("model_index.json"), index.as_bytes())?;
+    write_atomic(&unet_dir.join("config.json"), unet_json.as_bytes())?;
+    // The weights last: their presence marks the folder complete.
+    store.save(
+        &unet_dir.join("diffusion_pytorch_model.safetensors"),
+        DType::F32,
+    )
+}
+
+/// `--unet-init`: an earlier model's UNet, scheduler and `model_index.json`, into `sd_init`
+/// (the UNet's weights last, so that an interrupted copy is redone).
+fn copy_unet(init: &Path, sd_init: &Path) -> Result<()> {
+    let files = [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+    ];
+    for f in files {
+        let (from, to) = (init.join(f), sd_init.join(f));
+        let bytes = std::fs::read(&from).with_context(|| {
+            format!(
+                "--unet-init {}: reading {f} (a diffusers-layout model folder is needed)",
+                init.display()
+            )
+        })?;
+        write_atomic(&to, &bytes)?;
+    }
+    Ok(())
 }
 
 fn read_unet_curve(train_dir: &Path) -> Result<Curve> {

@@ -104,8 +104,11 @@ pub struct Results {
     pub rejection: Option<(Proportion, Proportion)>,
     /// The labeled training set: images, share good per category.
     pub training_labels: BTreeMap<String, Proportion>,
-    /// The oracle on VAE round trips of fresh renders: share judged good (they all are).
-    pub oracle_on_vae_roundtrips: f64,
+    /// Where the model denoises: "latent" (a VAE) or "pixel".
+    pub image_space: String,
+    /// The oracle on fresh renders passed through the model's image space (encode, decode; in
+    /// pixel space the renders themselves): share judged good (all should be).
+    pub oracle_on_roundtrips: f64,
     pub seconds: f64,
 }
 
@@ -171,6 +174,7 @@ pub fn run(
         }
     }
     std::fs::create_dir_all(out)?;
+    check_run_key(models, out, plan)?;
     let data = pretraining_data(models, out)?;
     let vocab = super::vocabulary();
     let vocab_path = out.join("vocabulary.json");
@@ -390,11 +394,50 @@ pub fn run(
         reward_accuracy,
         rejection,
         training_labels,
-        oracle_on_vae_roundtrips: oracle_on_roundtrips(&sd.vae, device, 200, plan.seed)?,
+        image_space: sd.image_space.name().to_string(),
+        oracle_on_roundtrips: oracle_on_roundtrips(&sd.image_space, device, 200, plan.seed)?,
         seconds: t0.elapsed().as_secs_f64(),
     };
     report::write(out, &results)?;
     Ok(results)
+}
+
+/// Every stage resumes from what `out` holds, so `out` must not mix runs: the first run writes
+/// `run-key.json` (the plan and the hashes of the models' files), and a later run into the same
+/// folder with other models or settings stops instead of reusing the other run's images.
+fn check_run_key(models: &Path, out: &Path, plan: &ReproducePlan) -> Result<()> {
+    use crate::embed::cache::file_sha256;
+    let mut files = BTreeMap::new();
+    for rel in [
+        "sd/model_index.json",
+        "sd/scheduler/scheduler_config.json",
+        "sd/unet/config.json",
+        "sd/unet/diffusion_pytorch_model.safetensors",
+        "sd/text_encoder/model.safetensors",
+        "sd/vae/diffusion_pytorch_model.safetensors",
+        "clip/model.safetensors",
+    ] {
+        let p = models.join(rel);
+        if p.is_file() {
+            files.insert(rel.to_string(), file_sha256(&p)?);
+        }
+    }
+    let key = serde_json::json!({ "plan": plan, "files": files });
+    let path = out.join("run-key.json");
+    if path.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if old != key {
+            bail!(
+                "{} holds a run with other models or settings (see {}): use another --out, or \
+                 remove it to start over",
+                out.display(),
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    crate::io::atomic::write_atomic(&path, serde_json::to_string_pretty(&key)?.as_bytes())
 }
 
 fn slug(name: &str) -> String {
@@ -527,10 +570,11 @@ fn rejection_alignment(
     ))
 }
 
-/// The oracle on fresh renders passed through the world VAE (encode, decode): the closest thing
-/// to a generated image with a known answer. Returns the share judged good.
+/// The oracle on fresh renders passed through the model's image space (the VAE's encode and
+/// decode; the identity in pixel space): the closest thing to a generated image with a known
+/// answer. Returns the share judged good.
 pub fn oracle_on_roundtrips(
-    vae: &crate::models::vae::AutoencoderKL,
+    space: &crate::models::image_space::ImageSpace,
     device: &Device,
     n: usize,
     seed: u64,
@@ -549,7 +593,7 @@ pub fn oracle_on_roundtrips(
         }
     }
     let x = candle_core::Tensor::from_vec(data, (n, 3, SIZE, SIZE), device)?;
-    let decoded = vae.decode(&vae.encode(&x)?.mean)?;
+    let decoded = space.decode(&space.encode_mean(&x)?)?;
     let imgs = crate::pipeline::tensor_to_images(&decoded)?;
     let good = scenes
         .iter()

@@ -126,7 +126,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} DDIM steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on VAE round trips of fresh renders it judges {:.1}% good (all are).\n",
+        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} DDIM steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
         if r.plan.quick { "Quick" } else { "Full" },
         r.seconds,
         r.plan.ddim_steps,
@@ -135,7 +135,12 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         r.plan.finetune_steps,
         r.plan.finetune_batch,
         r.plan.finetune_lr,
-        100.0 * r.oracle_on_vae_roundtrips
+        if r.image_space == "pixel" {
+            "(the model denoises pixels: no VAE)"
+        } else {
+            "after a round trip through the VAE"
+        },
+        100.0 * r.oracle_on_roundtrips
     );
     let _ = writeln!(md, "The pre-trained model's images for the training prompts, as labeled by the oracle (share good):\n");
     for (g, p) in &r.training_labels {
