@@ -443,10 +443,10 @@ pub enum WorldCommand {
         /// with --latent)
         #[arg(long)]
         unet_config: Option<PathBuf>,
-        /// Go on training this model's UNet (a diffusers-layout folder such as assets/world/sd)
-        /// instead of a fresh one: its config, weights and schedule are kept
+        /// Go on from these world models (sd/ and clip/, such as assets/world): their CLIP and
+        /// text encoder are kept and their UNet trains on (config, weights and schedule kept)
         #[arg(long)]
-        unet_init: Option<PathBuf>,
+        continue_from: Option<PathBuf>,
         /// Fit the UNet's training into this many minutes: --unet-steps becomes what the speed
         /// measured during the warm-up allows (recorded in pretrain.json)
         #[arg(long)]
@@ -642,7 +642,7 @@ pub fn main() -> Result<()> {
                 unet_lr,
                 seed,
                 unet_config,
-                unet_init,
+                continue_from,
                 unet_minutes,
                 decoder_steps,
                 latent,
@@ -657,7 +657,7 @@ pub fn main() -> Result<()> {
                     unet_lr,
                     seed,
                     unet_config,
-                    unet_init,
+                    continue_from,
                     unet_minutes,
                     decoder_steps,
                     latent,

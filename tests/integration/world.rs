@@ -1,7 +1,7 @@
 //! The shape world: the committed pre-trained checkpoints load through the ordinary loading
 //! code (a pixel-space model: no VAE), the quick reproduction runs end to end (the real stages,
 //! the oracle as labeler) and writes its report, an output folder of other models is refused,
-//! and `world pretrain --unet-init` goes on from a trained UNet.
+//! and `world pretrain --continue-from` goes on from trained models.
 //!
 //! Not asserted yet: the directions of claims 1 and 2. The committed UNet is undertrained (its
 //! samples are faint blobs the oracle mostly rejects: about 1% judged good), so there is nothing
@@ -174,38 +174,11 @@ fn reproduce_refuses_an_output_folder_of_other_models_or_settings() {
 }
 
 #[test]
-fn pretraining_goes_on_from_a_trained_unet() {
+fn pretraining_goes_on_from_trained_models() {
     use rlhf_t2i::world::pretrain::{pretrain, PretrainPlan};
     let models = rlhf_t2i::world::committed_models();
     let out = tempfile::tempdir().unwrap();
     let o = out.path();
-    // The committed CLIP stands in for the CLIP stage (marked done), as on the GPU runs.
-    for (from, to) in [
-        ("clip/config.json", "clip/config.json"),
-        ("clip/model.safetensors", "clip/model.safetensors"),
-        ("clip/tokenizer.json", "clip/tokenizer.json"),
-        ("clip/curve.json", "clip/curve.json"),
-        (
-            "sd/text_encoder/config.json",
-            "sd-init/text_encoder/config.json",
-        ),
-        (
-            "sd/text_encoder/model.safetensors",
-            "sd-init/text_encoder/model.safetensors",
-        ),
-        (
-            "sd/tokenizer/tokenizer.json",
-            "sd-init/tokenizer/tokenizer.json",
-        ),
-        (
-            "sd/tokenizer/tokenizer_config.json",
-            "sd-init/tokenizer/tokenizer_config.json",
-        ),
-    ] {
-        std::fs::create_dir_all(o.join(to).parent().unwrap()).unwrap();
-        std::fs::copy(models.join(from), o.join(to)).unwrap();
-    }
-    std::fs::write(o.join("clip/.done"), b"").unwrap();
     let plan = PretrainPlan {
         images: 48,
         vae_steps: 0,
@@ -215,7 +188,7 @@ fn pretraining_goes_on_from_a_trained_unet() {
         unet_lr: 1e-5,
         seed: 0,
         unet_config: None,
-        unet_init: Some(models.join("sd")),
+        continue_from: Some(models.clone()),
         unet_minutes: None,
         decoder_steps: 0,
         latent: false,
@@ -227,15 +200,19 @@ fn pretraining_goes_on_from_a_trained_unet() {
         "first loss {} is a fresh UNet's",
         r.unet_loss_first_last.0
     );
+    // The CLIP stage was not rerun: CLIP, the text encoder and the UNet's config are the
+    // committed ones.
     for f in [
-        "model_index.json",
-        "scheduler/scheduler_config.json",
-        "unet/config.json",
+        "clip/model.safetensors",
+        "sd/text_encoder/model.safetensors",
+        "sd/model_index.json",
+        "sd/scheduler/scheduler_config.json",
+        "sd/unet/config.json",
     ] {
         assert_eq!(
-            std::fs::read(o.join("sd").join(f)).unwrap(),
-            std::fs::read(models.join("sd").join(f)).unwrap(),
-            "{f} is the initial model's"
+            std::fs::read(o.join(f)).unwrap(),
+            std::fs::read(models.join(f)).unwrap(),
+            "{f} is the initial models'"
         );
     }
     load(&ModelSource::Local(o.join("sd"))).expect("the result loads");

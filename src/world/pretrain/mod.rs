@@ -72,10 +72,11 @@ pub struct PretrainPlan {
     /// A UNet config other than `configs/world/unet.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_config: Option<PathBuf>,
-    /// Go on training this model's UNet (a `sd/` folder, e.g. the committed `assets/world/sd`)
-    /// instead of a fresh one: its config, weights and schedule are taken as they are.
+    /// Go on from these world models (a folder with `sd/` and `clip/`, e.g. the committed
+    /// `assets/world`): their CLIP and text encoder are kept, and their UNet (config, weights,
+    /// schedule) trains on instead of a fresh one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unet_init: Option<PathBuf>,
+    pub continue_from: Option<PathBuf>,
     /// Fit the UNet's training into this many minutes (`unet_steps` becomes what fits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_minutes: Option<f64>,
@@ -129,8 +130,8 @@ pub fn pretrain(
         "decoder hardening needs a VAE: add --latent or drop --decoder-steps"
     );
     anyhow::ensure!(
-        plan.unet_init.is_none() || (plan.unet_config.is_none() && !plan.latent),
-        "--unet-init takes the config and the image space of the model it continues: drop \
+        plan.continue_from.is_none() || (plan.unet_config.is_none() && !plan.latent),
+        "--continue-from takes the config and the image space of the models it continues: drop \
          --unet-config and --latent"
     );
     let data = out.join("data");
@@ -144,6 +145,9 @@ pub fn pretrain(
     };
     let images = load_images(&data, &set, device)?;
     let sd_init = out.join("sd-init");
+    if let Some(from) = &plan.continue_from {
+        adopt_clip(from, out, &sd_init)?;
+    }
     let (vae_curve, scaling) = if plan.latent {
         let (c, s) = train_vae_stage(&sd_init, &images, plan, device, &mut log)?;
         (Some(c), Some(s))
@@ -308,8 +312,8 @@ fn train_unet_stage(
         .join("diffusion_pytorch_model.safetensors")
         .exists()
     {
-        match &plan.unet_init {
-            Some(init) => copy_unet(init, sd_init)?,
+        match &plan.continue_from {
+            Some(from) => copy_files(&from.join("sd"), sd_init, UNET_FILES)?,
             None => fresh_unet(plan, sd_init)?,
         }
     }
@@ -438,24 +442,57 @@ fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
     )
 }
 
-/// `--unet-init`: an earlier model's UNet, scheduler and `model_index.json`, into `sd_init`
-/// (the UNet's weights last, so that an interrupted copy is redone).
-fn copy_unet(init: &Path, sd_init: &Path) -> Result<()> {
-    let files = [
-        "model_index.json",
-        "scheduler/scheduler_config.json",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-    ];
+/// What `--continue-from` takes of an earlier `sd/`: the UNet with its schedule (its weights
+/// last: their presence marks the copy complete).
+const UNET_FILES: &[&str] = &[
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+];
+
+/// `--continue-from`: the earlier models' CLIP (as a finished stage) and SD's text encoder and
+/// tokenizer (its text tower), so that the UNet goes on with the text states it learned on.
+fn adopt_clip(from: &Path, out: &Path, sd_init: &Path) -> Result<()> {
+    let clip = out.join("clip");
+    if stage_done(&clip) {
+        return Ok(());
+    }
+    copy_files(
+        &from.join("clip"),
+        &clip,
+        &[
+            "config.json",
+            "curve.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "model.safetensors",
+        ],
+    )?;
+    copy_files(
+        &from.join("sd"),
+        sd_init,
+        &[
+            "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors",
+        ],
+    )?;
+    mark_done(&clip)
+}
+
+/// Copy `files` (relative paths) from `from` to `to`, each atomically, in order.
+fn copy_files(from: &Path, to: &Path, files: &[&str]) -> Result<()> {
     for f in files {
-        let (from, to) = (init.join(f), sd_init.join(f));
-        let bytes = std::fs::read(&from).with_context(|| {
+        let bytes = std::fs::read(from.join(f)).with_context(|| {
             format!(
-                "--unet-init {}: reading {f} (a diffusers-layout model folder is needed)",
-                init.display()
+                "--continue-from: {} has no {f} (world models: sd/ and clip/, as `world \
+                 pretrain` writes them)",
+                from.display()
             )
         })?;
-        write_atomic(&to, &bytes)?;
+        write_atomic(&to.join(f), &bytes)?;
     }
     Ok(())
 }
