@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `RLHF_T2I_FIXTURES` overrides the folder, for a test binary run away from its source tree (the
 /// GPU machine).
@@ -90,4 +90,27 @@ pub fn assert_close(what: &str, actual: &Tensor, expected: &Tensor, tol: f64) {
 /// Token ids as u32 on the test device.
 pub fn ids_u32(t: &Tensor) -> Tensor {
     t.to_dtype(DType::U32).unwrap().to_device(&dev()).unwrap()
+}
+
+/// Copy a folder (a model folder, say) with every file under it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&e, to.join(rel)).unwrap();
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

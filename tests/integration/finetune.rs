@@ -390,28 +390,6 @@ fn a_time_budget_fixes_the_step_count_so_the_schedule_ends_in_time() {
     println!("time budget 8 s: {} steps", logs.len());
 }
 
-/// Copy a model folder, all files.
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walk(from) {
-        let rel = e.strip_prefix(from).unwrap();
-        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&e, to.join(rel)).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn resuming_into_a_checkpoint_of_another_model_says_so() {
     use rlhf_t2i::models::unet::{UNet2DConditionModel, UNetConfig};
@@ -422,7 +400,7 @@ fn resuming_into_a_checkpoint_of_another_model_says_so() {
     finetune(&s, "out", &c, None, false).unwrap();
     // The same architecture at another width: same tensor names, other shapes.
     let other = s.dir.path().join("other-sd");
-    copy_dir(&s.sd, &other);
+    super::common::copy_dir(&s.sd, &other);
     let path = other.join("unet/config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

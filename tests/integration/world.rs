@@ -84,20 +84,7 @@ fn world_sd_with_index(
     dir: &std::path::Path,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> ModelSource {
-    let from = rlhf_t2i::world::committed_models().join("sd");
-    for rel in [
-        "model_index.json",
-        "scheduler/scheduler_config.json",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-        "text_encoder/config.json",
-        "text_encoder/model.safetensors",
-        "tokenizer/tokenizer.json",
-        "tokenizer/tokenizer_config.json",
-    ] {
-        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(from.join(rel), dir.join(rel)).unwrap();
-    }
+    super::common::copy_dir(&rlhf_t2i::world::committed_models().join("sd"), dir);
     let path = dir.join("model_index.json");
     let mut index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -110,6 +97,14 @@ fn load(source: &ModelSource) -> anyhow::Result<StableDiffusion> {
     StableDiffusion::load(source, Mode::Frozen, DType::F32, &Device::Cpu)
 }
 
+/// The error of a load that must fail, with its causes.
+fn load_error(source: &ModelSource, why: &str) -> String {
+    load(source)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_else(|| panic!("{why}"))
+}
+
 #[test]
 fn a_model_without_a_vae_is_pixel_space_and_mismatches_are_explained() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,33 +115,33 @@ fn a_model_without_a_vae_is_pixel_space_and_mismatches_are_explained() {
     .unwrap();
     assert!(matches!(sd.image_space, ImageSpace::Pixel { patch: 2 }));
     // Patch 1 would need a 3-channel UNet: the error gives both numbers.
-    let err = load(&world_sd_with_index(&dir.path().join("b"), |i| {
-        i["pixel_patch_size"] = serde_json::json!(1)
-    }))
-    .err()
-    .map(|e| format!("{e:#}"))
-    .expect("a 12-channel UNet in 3-channel pixel space must not load");
+    let err = load_error(
+        &world_sd_with_index(&dir.path().join("b"), |i| {
+            i["pixel_patch_size"] = serde_json::json!(1)
+        }),
+        "a 12-channel UNet in 3-channel pixel space must not load",
+    );
     assert!(
         err.contains("12") && err.contains("pixel space has 3"),
         "{err}"
     );
-    let err = load(&world_sd_with_index(&dir.path().join("c"), |i| {
-        i["pixel_patch_size"] = serde_json::json!(0)
-    }))
-    .err()
-    .map(|e| format!("{e:#}"))
-    .expect("patch 0 must not load");
+    let err = load_error(
+        &world_sd_with_index(&dir.path().join("c"), |i| {
+            i["pixel_patch_size"] = serde_json::json!(0)
+        }),
+        "patch 0 must not load",
+    );
     assert!(
         err.contains("pixel_patch_size must be a positive integer"),
         "{err}"
     );
     // A model index that names a VAE needs its folder.
-    let err = load(&world_sd_with_index(&dir.path().join("d"), |i| {
-        i["vae"] = serde_json::json!(["diffusers", "AutoencoderKL"])
-    }))
-    .err()
-    .map(|e| format!("{e:#}"))
-    .expect("a missing vae folder must not load");
+    let err = load_error(
+        &world_sd_with_index(&dir.path().join("d"), |i| {
+            i["vae"] = serde_json::json!(["diffusers", "AutoencoderKL"])
+        }),
+        "a missing vae folder must not load",
+    );
     assert!(err.contains("vae/config.json"), "{err}");
 }
 
