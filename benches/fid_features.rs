@@ -10,6 +10,7 @@ use rlhf_t2i::runtime::{randn, rng};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    rlhf_t2i::runtime::fix_cpu_threads(); // as the binary does
     let dev = Device::Cpu;
     let (model, _) = FidInception::synthetic(&dev)?;
     let images = Tensor::rand(0f32, 1f32, (8, 3, 64, 64), &dev)?;

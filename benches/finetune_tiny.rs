@@ -16,6 +16,7 @@ use rlhf_t2i::train::schedule::Decay;
 use rlhf_t2i::weights::{Mode, ModelSource};
 
 fn main() -> anyhow::Result<()> {
+    rlhf_t2i::runtime::fix_cpu_threads(); // as the binary does
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     let tiny = init_tiny::write_tiny_models(&d.join("models"), 0)?;

@@ -10,6 +10,7 @@ use rlhf_t2i::runtime::{randn, rng};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    rlhf_t2i::runtime::fix_cpu_threads(); // as the binary does
     let (n_img, n_prompts, dim) = (23_000usize, 2_774usize, 768usize);
     let dev = Device::Cpu;
     let mut r = rng(0);

@@ -34,6 +34,7 @@ fn report(name: &str, ours: f64, baseline: Option<f64>) {
 }
 
 fn main() -> anyhow::Result<()> {
+    rlhf_t2i::runtime::fix_cpu_threads(); // as the binary does
     let dev = Device::Cpu;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-sd");
     let sd = StableDiffusion::load(

@@ -94,10 +94,16 @@ pub struct Trainer<'a> {
     model_data: Vec<Item>,
     pre_data: Vec<Item>,
     image_size: u32,
-    text_cache: HashMap<String, Tensor>,
+    /// Text-encoder states of the model data's captions, one row each in `text_table`, so a
+    /// batch's context is one gather (not a stack of one copy per image).
+    text_rows: HashMap<String, usize>,
+    text_table: Option<Tensor>,
     /// Per data stream: the epoch and its permutation.
     permutations: HashMap<u64, (u64, Vec<usize>)>,
     latent_cache: HashMap<(bool, usize), (Tensor, Option<Tensor>)>,
+    /// Every model item's posterior mean (and std, latent models) stacked in item order, once
+    /// `cache_all_latents` has run: a batch is then one gather.
+    model_stack: Option<(Tensor, Option<Tensor>)>,
     pub step: u64,
     out: PathBuf,
     /// Fit the run into this wall time: at the end of the warm-up, `config.steps` is set to what
@@ -164,9 +170,11 @@ impl<'a> Trainer<'a> {
             model_data,
             pre_data,
             image_size,
-            text_cache: HashMap::new(),
+            text_rows: HashMap::new(),
+            text_table: None,
             permutations: HashMap::new(),
             latent_cache: HashMap::new(),
+            model_stack: None,
             step: 0,
             out: out.to_path_buf(),
             time_budget: None,
@@ -278,34 +286,40 @@ impl<'a> Trainer<'a> {
     /// kept after their first encoding; pre-training captions (hundreds of thousands, each state
     /// 77 x 768 floats) are encoded every time.
     fn text_states(&mut self, model_captions: &[&str], pre_captions: &[&str]) -> Result<Tensor> {
-        let missing: Vec<&str> = model_captions
-            .iter()
-            .copied()
-            .filter(|c| !self.text_cache.contains_key(*c))
-            .collect();
-        if !missing.is_empty() {
-            let states = self.sd.encode_prompts(&missing)?;
-            for (i, c) in missing.iter().enumerate() {
-                self.text_cache.insert(c.to_string(), states.get(i)?);
+        let mut missing: Vec<&str> = Vec::new();
+        for c in model_captions {
+            if !self.text_rows.contains_key(*c) && !missing.contains(c) {
+                missing.push(c);
             }
         }
-        let mut parts: Vec<Tensor> = model_captions
-            .iter()
-            .map(|c| self.text_cache[*c].clone())
-            .collect();
-        if !pre_captions.is_empty() {
-            let pre = self.sd.encode_prompts(pre_captions)?;
-            parts.extend(
-                (0..pre_captions.len())
-                    .map(|i| pre.get(i))
-                    .collect::<candle_core::Result<Vec<_>>>()?,
-            );
+        if !missing.is_empty() {
+            let states = self.sd.encode_prompts(&missing)?;
+            let start = self.text_table.as_ref().map_or(Ok(0), |t| t.dim(0))?;
+            for (i, c) in missing.iter().enumerate() {
+                self.text_rows.insert(c.to_string(), start + i);
+            }
+            self.text_table = Some(match self.text_table.take() {
+                Some(table) => Tensor::cat(&[table, states], 0)?,
+                None => states,
+            });
         }
-        Ok(Tensor::stack(&parts, 0)?)
+        let mut parts = Vec::new();
+        if let Some(table) = &self.text_table {
+            let rows: Vec<u32> = model_captions
+                .iter()
+                .map(|c| self.text_rows[*c] as u32)
+                .collect();
+            let rows = Tensor::from_vec(rows, model_captions.len(), table.device())?;
+            parts.push(table.index_select(&rows, 0)?);
+        }
+        if !pre_captions.is_empty() {
+            parts.push(self.sd.encode_prompts(pre_captions)?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
     }
 
     /// Encode every model image now (with `cache_latents`), so the first steps are not slowed
-    /// by it; returns how many were encoded.
+    /// by it, and stack them for one-gather batches; returns how many were encoded.
     pub fn cache_all_latents(&mut self) -> Result<usize> {
         if !self.config.cache_latents {
             return Ok(0);
@@ -317,7 +331,23 @@ impl<'a> Trainer<'a> {
                 self.latents(false, &[i], &mut r)?;
             }
         }
-        Ok(self.latent_cache.len() - before)
+        let encoded = self.latent_cache.len() - before;
+        if !self.model_data.is_empty() && self.model_stack.is_none() {
+            let items: Vec<(Tensor, Option<Tensor>)> = (0..self.model_data.len())
+                .map(|i| {
+                    self.latent_cache
+                        .remove(&(false, i))
+                        .context("a latent was not cached")
+                })
+                .collect::<Result<_>>()?;
+            let means: Vec<&Tensor> = items.iter().map(|(m, _)| m).collect();
+            let stds: Option<Vec<&Tensor>> = items.iter().map(|(_, s)| s.as_ref()).collect();
+            self.model_stack = Some((
+                Tensor::stack(&means, 0)?,
+                stds.map(|s| Tensor::stack(&s, 0)).transpose()?,
+            ));
+        }
+        Ok(encoded)
     }
 
     /// Samples in the UNet's scale for the picked items: a posterior sample with noise from `r`
@@ -328,6 +358,23 @@ impl<'a> Trainer<'a> {
         idx: &[usize],
         r: &mut crate::runtime::Rng64,
     ) -> Result<Tensor> {
+        if let (false, Some((means, stds))) = (pre, &self.model_stack) {
+            // The same draws as item by item below: one normal per element, in item order.
+            let rows = Tensor::from_vec(
+                idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                idx.len(),
+                means.device(),
+            )?;
+            let mean = means.index_select(&rows, 0)?;
+            let x = match stds {
+                Some(stds) => {
+                    let eps = randn(r, mean.dims(), mean.dtype(), mean.device())?;
+                    (mean + (stds.index_select(&rows, 0)? * eps)?)?
+                }
+                None => mean,
+            };
+            return Ok((x * self.sd.image_space.scaling_factor())?);
+        }
         let mut out = Vec::with_capacity(idx.len());
         for &i in idx {
             let key = (pre, i);
@@ -405,11 +452,12 @@ impl<'a> Trainer<'a> {
         let timesteps: Vec<u32> = (0..b)
             .map(|_| r.random_range(0..self.sd.schedule.num_train_timesteps() as u32))
             .collect();
-        let noise = Tensor::stack(
-            &(0..b)
-                .map(|_| randn(&mut r, &shape, DType::F32, &self.sd.device))
-                .collect::<Result<Vec<_>>>()?,
-            0,
+        // One draw for the batch: the same numbers as one draw per image, in image order.
+        let noise = randn(
+            &mut r,
+            &[&[b][..], &shape[..]].concat(),
+            DType::F32,
+            &self.sd.device,
         )?;
         let context = self.text_states(&model_refs, &pre_refs)?;
         let dtype = self.compute_dtype();

@@ -2,6 +2,7 @@
 //! the command line or training loops.
 
 pub mod clip;
+pub mod fast_grad;
 pub mod fused_attention;
 pub mod image_space;
 pub mod inception;

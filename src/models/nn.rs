@@ -4,8 +4,9 @@
 //! norm weights and to Q/K silently vanish), so the norms and attention here are written with
 //! primitive ops, every one of which candle can differentiate.
 
+use crate::models::fast_grad::{channel_scale, channel_shift};
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, VarBuilder};
+use candle_nn::{Conv2dConfig, Init, VarBuilder};
 
 /// LayerNorm over the last dimension, in f32 internally, with a backward pass.
 #[derive(Debug, Clone)]
@@ -45,10 +46,71 @@ fn upcast(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// GroupNorm as candle-nn computes it (f32 inside for half inputs), with its per-channel affine
+/// through `fast_grad` (a faster gradient on the CPU).
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
 pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<GroupNorm> {
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        candle_core::bail!("group norm: {channels} channels do not split into {groups} groups");
+    }
     let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
     let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
-    GroupNorm::new(weight, bias, channels, groups, eps)
+    Ok(GroupNorm {
+        weight,
+        bias,
+        groups,
+        eps,
+    })
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        if dims.len() < 3 || dims[1] != self.weight.dim(0)? {
+            candle_core::bail!(
+                "group norm over {} channels got an input of shape {dims:?}",
+                self.weight.dim(0)?
+            );
+        }
+        let dtype = x.dtype();
+        let hidden = x.elem_count() / (dims[0] * self.groups);
+        let x = upcast(&x.reshape((dims[0], self.groups, hidden))?)?;
+        let mean = (x.sum_keepdim(2)? / hidden as f64)?;
+        let x = x.broadcast_sub(&mean)?;
+        let var = (x.sqr()?.sum_keepdim(2)? / hidden as f64)?;
+        let normed = x
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?
+            .reshape(dims)?;
+        channel_shift(&channel_scale(&normed, &self.weight)?, &self.bias)
+    }
+}
+
+/// A 2-D convolution in PyTorch's weight layout `(c_out, c_in, k, k)`, through `fast_grad` (a
+/// faster gradient on the CPU).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    padding: usize,
+    stride: usize,
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = crate::models::fast_grad::conv2d(x, &self.weight, self.padding, self.stride)?;
+        match &self.bias {
+            None => Ok(y),
+            Some(b) => channel_shift(&y, b),
+        }
+    }
 }
 
 pub fn conv2d(
@@ -64,7 +126,14 @@ pub fn conv2d(
         stride,
         ..Default::default()
     };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
+    // candle-nn's constructor, for its initialisation and tensor names.
+    let conv = candle_nn::conv2d(cin, cout, k, cfg, vb)?;
+    Ok(Conv2d {
+        weight: conv.weight().clone(),
+        bias: conv.bias().cloned(),
+        padding,
+        stride,
+    })
 }
 
 /// A linear layer that makes its input contiguous first: candle 0.11.1's batched matmul gives

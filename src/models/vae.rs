@@ -2,11 +2,11 @@
 //! `vae.py`): the encoder gives a diagonal Gaussian over latents, the decoder maps latents back to
 //! images in [-1, 1]. Reads its architecture from `vae/config.json`.
 
-use crate::models::nn::{attention, conv2d, group_norm, linear, silu, Linear};
+use crate::models::nn::{attention, conv2d, group_norm, linear, silu, Conv2d, GroupNorm, Linear};
 use crate::models::unet::resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 fn default_groups() -> usize {

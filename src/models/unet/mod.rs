@@ -10,11 +10,11 @@ mod blocks;
 pub mod resnet;
 pub mod transformer;
 
-use crate::models::nn::{conv2d, group_norm, linear, silu, Linear};
+use crate::models::nn::{conv2d, group_norm, linear, silu, Conv2d, GroupNorm, Linear};
 use anyhow::{bail, Result};
 use blocks::{BlockCommon, DownBlock, MidBlock, UpBlock};
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 /// An int or a per-block list, as diffusers writes `attention_head_dim`.

@@ -1,9 +1,9 @@
 //! `ResnetBlock2D` (diffusers `models/resnets.py`), used by the UNet (with a time embedding) and the
 //! VAE (without one).
 
-use crate::models::nn::{conv2d, group_norm, linear, silu, Linear};
+use crate::models::nn::{conv2d, group_norm, linear, silu, Conv2d, GroupNorm, Linear};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
 pub struct ResnetBlock2D {

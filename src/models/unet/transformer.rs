@@ -2,9 +2,11 @@
 //! transformer_2d.py`, `models/attention.py`): self-attention, cross-attention on the text
 //! embeddings, and a GEGLU feed-forward, between a GroupNorm + projection in and a projection out.
 
-use crate::models::nn::{attention, conv2d, group_norm, linear, LayerNorm, Linear};
+use crate::models::nn::{
+    attention, conv2d, group_norm, linear, Conv2d, GroupNorm, LayerNorm, Linear,
+};
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// diffusers `Attention` with the default processor: q from x, k/v from the context (or x).
 #[derive(Debug, Clone)]
