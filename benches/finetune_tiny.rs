@@ -78,6 +78,8 @@ fn main() -> anyhow::Result<()> {
             keep_checkpoints: 1,
             cache_latents: cache,
             caption_dropout: 0.0,
+            timestep_range: None,
+            snr_gamma: None,
         };
         let data = model_dataset(&gen.manifest, &Weights::Scores(d.join("s.jsonl")))?;
         let mut t = Trainer::new(

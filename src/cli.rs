@@ -331,6 +331,12 @@ pub enum Command {
         grad_accum: Option<usize>,
         #[arg(long)]
         ema_decay: Option<f64>,
+        /// Weight each image's loss by min-SNR-gamma (diffusers' --snr_gamma; 5 is usual)
+        #[arg(long)]
+        snr_gamma: Option<f64>,
+        /// Train only on timesteps LO..HI (default every timestep)
+        #[arg(long, value_parser = parse_timestep_range)]
+        timesteps: Option<[u32; 2]>,
         #[arg(long)]
         cache_latents: bool,
         #[arg(long)]
@@ -419,6 +425,23 @@ pub enum FeedbackCommand {
     },
 }
 
+/// `LO..HI` (half-open) as `[LO, HI]`.
+fn parse_timestep_range(s: &str) -> Result<[u32; 2], String> {
+    let (lo, hi) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}`: expected LO..HI, e.g. 0..400"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("`{s}`: `{v}` is not a timestep ({e})"))
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if lo >= hi {
+        return Err(format!("`{s}`: LO must be below HI"));
+    }
+    Ok([lo, hi])
+}
+
 #[derive(Subcommand)]
 pub enum WorldCommand {
     /// Train the world's SD (VAE, text encoder, UNet) and CLIP from scratch (resumable)
@@ -444,13 +467,22 @@ pub enum WorldCommand {
         #[arg(long)]
         unet_config: Option<PathBuf>,
         /// Go on from these world models (sd/ and clip/, such as assets/world): their CLIP and
-        /// text encoder are kept and their UNet trains on (config, weights and schedule kept)
+        /// text encoder are kept and their UNet trains on (config, weights and schedule kept);
+        /// with --unet-config, a fresh UNet of that config trains beside the kept CLIP
         #[arg(long)]
         continue_from: Option<PathBuf>,
         /// Fit the UNet's training into this many minutes: --unet-steps becomes what the speed
         /// measured during the warm-up allows (recorded in pretrain.json)
         #[arg(long)]
         unet_minutes: Option<f64>,
+        /// Train the UNet only on timesteps LO..HI (e.g. 0..400: the low noise levels that give
+        /// shapes their edges); default every timestep
+        #[arg(long, value_parser = parse_timestep_range)]
+        unet_timesteps: Option<[u32; 2]>,
+        /// Weight the UNet's loss by min-SNR-gamma (e.g. 5): the noise levels where shapes form
+        /// count more than the nearly clean ones; default the plain v loss
+        #[arg(long)]
+        unet_snr_gamma: Option<f64>,
         /// Then fine-tune the VAE's decoder for this many steps on noisy latents (the encoder,
         /// and so the UNet's latent space, is unchanged)
         #[arg(long, default_value_t = 0)]
@@ -644,6 +676,8 @@ pub fn main() -> Result<()> {
                 unet_config,
                 continue_from,
                 unet_minutes,
+                unet_timesteps,
+                unet_snr_gamma,
                 decoder_steps,
                 latent,
                 device,
@@ -659,6 +693,8 @@ pub fn main() -> Result<()> {
                     unet_config,
                     continue_from,
                     unet_minutes,
+                    unet_timesteps,
+                    unet_snr_gamma,
                     decoder_steps,
                     latent,
                 };
@@ -876,6 +912,8 @@ pub fn main() -> Result<()> {
             pre_batch,
             grad_accum,
             ema_decay,
+            snr_gamma,
+            timesteps,
             cache_latents,
             checkpoint_every,
             seed,
@@ -893,6 +931,8 @@ pub fn main() -> Result<()> {
             c.pre_batch = pre_batch.unwrap_or(c.pre_batch);
             c.grad_accum = grad_accum.unwrap_or(c.grad_accum);
             c.ema_decay = ema_decay.or(c.ema_decay);
+            c.snr_gamma = snr_gamma.or(c.snr_gamma);
+            c.timestep_range = timesteps.or(c.timestep_range);
             c.cache_latents |= cache_latents;
             c.checkpoint_every = checkpoint_every.unwrap_or(c.checkpoint_every);
             c.seed = seed.unwrap_or(c.seed);
@@ -1025,6 +1065,25 @@ pub fn main() -> Result<()> {
                 out.display()
             );
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestep_range;
+
+    #[test]
+    fn timestep_ranges_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_timestep_range("0..400"), Ok([0, 400]));
+        assert_eq!(parse_timestep_range(" 100 .. 999"), Ok([100, 999]));
+        for (bad, why) in [
+            ("400", "expected LO..HI"),
+            ("400..100", "LO must be below HI"),
+            ("a..9", "`a` is not a timestep"),
+        ] {
+            let e = parse_timestep_range(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 }

@@ -183,6 +183,24 @@ impl NoiseSchedule {
         }
     }
 
+    /// Signal-to-noise ratio `ab_t / (1 - ab_t)` at `t`.
+    pub fn snr(&self, t: u32) -> f64 {
+        let ab = self.alphas_cumprod[t as usize];
+        ab / (1.0 - ab)
+    }
+
+    /// Min-SNR-gamma loss weight at `t` (Hang et al. 2023; diffusers' `--snr_gamma`): the
+    /// weight that turns this schedule's loss into `min(SNR, gamma)` times the x0 error, so the
+    /// nearly clean timesteps stop dominating. `min(SNR, gamma) / SNR` for an epsilon target,
+    /// `min(SNR, gamma) / (SNR + 1)` for a v target.
+    pub fn min_snr_weight(&self, t: u32, gamma: f64) -> f64 {
+        let snr = self.snr(t);
+        match self.prediction {
+            Prediction::Epsilon => snr.min(gamma) / snr,
+            Prediction::VPrediction => snr.min(gamma) / (snr + 1.0),
+        }
+    }
+
     /// `(x_0, eps)` implied by a model output at scalar timestep `t`.
     pub fn split_prediction(
         &self,
@@ -242,6 +260,34 @@ pub fn timestep_tensor(timesteps: &[u32], device: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_snr_weight_is_min_snr_gamma_on_the_x0_error() {
+        // Loss in x0 terms: eps error = x0 error * SNR, v error = x0 error * (SNR + 1); the
+        // weighted loss must be min(SNR, gamma) * x0 error at every t, for both targets.
+        for prediction in ["epsilon", "v_prediction"] {
+            let mut c = SchedulerConfig::sd15();
+            c.prediction_type = prediction.into();
+            let s = NoiseSchedule::new(&c).unwrap();
+            for t in [0u32, 100, 400, 700, 999] {
+                let snr = s.snr(t);
+                let per_x0 = if prediction == "epsilon" {
+                    snr
+                } else {
+                    snr + 1.0
+                };
+                let w = s.min_snr_weight(t, 5.0);
+                assert!(
+                    (w * per_x0 - snr.min(5.0)).abs() < 1e-9 * snr.max(1.0),
+                    "{prediction} t {t}"
+                );
+            }
+            // Below gamma, an epsilon loss is unchanged.
+            if prediction == "epsilon" {
+                assert_eq!(s.min_snr_weight(999, 5.0), 1.0);
+            }
+        }
+    }
 
     #[test]
     fn sd15_leading_timesteps() {

@@ -46,6 +46,16 @@ pub struct FinetuneConfig {
     /// training from scratch; 0, the default, when fine-tuning).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub caption_dropout: f64,
+    /// Train only on timesteps `lo..hi` (half-open; None, the default: every timestep), as
+    /// sd-scripts' `--min_timestep` / `--max_timestep`: to spend a run on the noise levels where
+    /// a model is weakest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestep_range: Option<[u32; 2]>,
+    /// Min-SNR-gamma loss weighting (diffusers' `--snr_gamma`; 5 in its paper): each image's
+    /// loss is weighted so that it counts as `min(SNR, gamma)` times its x0 error. None (the
+    /// default): the plain loss of the schedule's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snr_gamma: Option<f64>,
 }
 
 fn is_zero(x: &f64) -> bool {

@@ -132,6 +132,18 @@ impl<'a> Trainer<'a> {
                 config.beta
             );
         }
+        let total = sd.schedule.num_train_timesteps() as u32;
+        if let Some([lo, hi]) = config.timestep_range {
+            if lo >= hi || hi > total {
+                bail!("timestep_range [{lo}, {hi}] must satisfy lo < hi <= {total} (the schedule's training timesteps)");
+            }
+        }
+        if matches!(config.snr_gamma, Some(g) if !(g > 0.0 && g.is_finite())) {
+            bail!(
+                "snr_gamma must be a positive number, got {:?}",
+                config.snr_gamma
+            );
+        }
         let master = sd.unet_params.clone();
         if master.dtype() != DType::F32 || master.named_vars().is_empty() {
             bail!("fine-tuning needs the UNet loaded trainable in f32 (master weights)");
@@ -446,12 +458,18 @@ impl<'a> Trainer<'a> {
             x0 = Tensor::cat(&[x0, self.latents(true, &pi, &mut r)?], 0)?;
         }
         let rewards: Vec<f32> = mi.iter().map(|&i| self.model_data[i].weight).collect();
-        let weights = sample_weights(&rewards, pi.len(), c.beta);
+        let mut weights = sample_weights(&rewards, pi.len(), c.beta);
         let b = x0.dim(0)?;
         let shape = x0.dims()[1..].to_vec();
-        let timesteps: Vec<u32> = (0..b)
-            .map(|_| r.random_range(0..self.sd.schedule.num_train_timesteps() as u32))
-            .collect();
+        let [lo, hi] = c
+            .timestep_range
+            .unwrap_or([0, self.sd.schedule.num_train_timesteps() as u32]);
+        let timesteps: Vec<u32> = (0..b).map(|_| r.random_range(lo..hi)).collect();
+        if let Some(gamma) = c.snr_gamma {
+            for (w, &t) in weights.iter_mut().zip(&timesteps) {
+                *w *= self.sd.schedule.min_snr_weight(t, gamma) as f32;
+            }
+        }
         // One draw for the batch: the same numbers as one draw per image, in image order.
         let noise = randn(
             &mut r,

@@ -126,6 +126,8 @@ pub fn config(steps: u64, beta: f64) -> FinetuneConfig {
         keep_checkpoints: 2,
         cache_latents: false,
         caption_dropout: 0.0,
+        timestep_range: None,
+        snr_gamma: None,
     }
 }
 
@@ -431,4 +433,52 @@ fn resuming_into_a_checkpoint_of_another_model_says_so() {
         err.contains("belongs to another model") && err.contains("of shape"),
         "{err}"
     );
+}
+
+#[test]
+fn a_timestep_range_is_used_and_checked() {
+    let s = setup(1, 2);
+    // Same seed, so the same draws of data and noise: only the timesteps differ. (That the
+    // range holds exactly is checked through min-SNR weighting in the next test.)
+    let loss_in = |range: [u32; 2], out: &str| {
+        let mut c = config(1, 0.0);
+        c.timestep_range = Some(range);
+        finetune(&s, out, &c, None, false).unwrap().steps[0].loss
+    };
+    let (low, high) = (loss_in([0, 10], "low"), loss_in([990, 1000], "high"));
+    println!("first-step loss: t in 0..10 {low:.4}, t in 990..1000 {high:.4}");
+    assert_ne!(low, high);
+    assert_eq!(loss_in([0, 10], "low2"), low);
+    let mut c = config(1, 0.0);
+    c.timestep_range = Some([500, 1001]);
+    let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
+    assert!(format!("{e:#}").contains("timestep_range"), "{e:#}");
+}
+
+#[test]
+fn min_snr_weighting_leaves_noisy_timesteps_and_damps_clean_ones() {
+    let s = setup(1, 2);
+    let loss_with = |range: [u32; 2], gamma: Option<f64>, out: &str| {
+        let mut c = config(1, 0.0);
+        c.timestep_range = Some(range);
+        c.snr_gamma = gamma;
+        finetune(&s, out, &c, None, false).unwrap().steps[0].loss
+    };
+    // The tiny model predicts epsilon, where the weight is min(SNR, 5) / SNR: 1 where the
+    // SNR is below 5 (every t >= 990), and under 5 / SNR(10) where t < 10.
+    let (noisy, noisy_w) = (
+        loss_with([990, 1000], None, "n"),
+        loss_with([990, 1000], Some(5.0), "nw"),
+    );
+    assert_eq!(noisy, noisy_w);
+    let (clean, clean_w) = (
+        loss_with([0, 10], None, "c"),
+        loss_with([0, 10], Some(5.0), "cw"),
+    );
+    println!("t < 10: loss {clean:.4}, min-SNR-5 weighted {clean_w:.6}");
+    assert!(clean_w < 0.05 * clean, "{clean_w} vs {clean}");
+    let mut c = config(1, 0.0);
+    c.snr_gamma = Some(0.0);
+    let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
+    assert!(format!("{e:#}").contains("snr_gamma"), "{e:#}");
 }

@@ -168,13 +168,9 @@ fn reproduce_refuses_an_output_folder_of_other_models_or_settings() {
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1);
 }
 
-#[test]
-fn pretraining_goes_on_from_trained_models() {
-    use rlhf_t2i::world::pretrain::{pretrain, PretrainPlan};
-    let models = rlhf_t2i::world::committed_models();
-    let out = tempfile::tempdir().unwrap();
-    let o = out.path();
-    let plan = PretrainPlan {
+/// Three UNet steps of 8 going on from `models`, over 48 images; no CLIP or VAE training.
+fn three_steps_from(models: &std::path::Path) -> rlhf_t2i::world::pretrain::PretrainPlan {
+    rlhf_t2i::world::pretrain::PretrainPlan {
         images: 48,
         vae_steps: 0,
         clip_steps: 0,
@@ -183,11 +179,22 @@ fn pretraining_goes_on_from_trained_models() {
         unet_lr: 1e-5,
         seed: 0,
         unet_config: None,
-        continue_from: Some(models.clone()),
+        continue_from: Some(models.to_path_buf()),
         unet_minutes: None,
+        unet_timesteps: None,
+        unet_snr_gamma: None,
         decoder_steps: 0,
         latent: false,
-    };
+    }
+}
+
+#[test]
+fn pretraining_goes_on_from_trained_models() {
+    use rlhf_t2i::world::pretrain::pretrain;
+    let models = rlhf_t2i::world::committed_models();
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+    let plan = three_steps_from(&models);
     let r = pretrain(o, &plan, &Device::Cpu, |_| {}).unwrap();
     // A fresh UNet starts near a loss of 1 (see pretrain.json); the trained one far below it.
     assert!(
@@ -210,5 +217,42 @@ fn pretraining_goes_on_from_trained_models() {
             "{f} is the initial models'"
         );
     }
+    load(&ModelSource::Local(o.join("sd"))).expect("the result loads");
+}
+
+#[test]
+fn another_unet_config_trains_fresh_beside_the_kept_clip() {
+    use rlhf_t2i::world::pretrain::pretrain;
+    let models = rlhf_t2i::world::committed_models();
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+    let wide =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/world/unet-wide.json");
+    let plan = rlhf_t2i::world::pretrain::PretrainPlan {
+        unet_config: Some(wide.clone()),
+        unet_timesteps: Some([0, 300]),
+        ..three_steps_from(&models)
+    };
+    let r = pretrain(o, &plan, &Device::Cpu, |_| {}).unwrap();
+    // A fresh UNet (see pretrain_goes_on_from_trained_models for the committed one's loss).
+    assert!(
+        r.unet_loss_first_last.0 > 0.4,
+        "first loss {} is a trained UNet's",
+        r.unet_loss_first_last.0
+    );
+    for f in [
+        "clip/model.safetensors",
+        "sd/text_encoder/model.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(o.join(f)).unwrap(),
+            std::fs::read(models.join(f)).unwrap(),
+            "{f} is the initial models'"
+        );
+    }
+    assert_eq!(
+        std::fs::read(o.join("sd/unet/config.json")).unwrap(),
+        std::fs::read(&wide).unwrap()
+    );
     load(&ModelSource::Local(o.join("sd"))).expect("the result loads");
 }

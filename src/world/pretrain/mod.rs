@@ -74,12 +74,19 @@ pub struct PretrainPlan {
     pub unet_config: Option<PathBuf>,
     /// Go on from these world models (a folder with `sd/` and `clip/`, e.g. the committed
     /// `assets/world`): their CLIP and text encoder are kept, and their UNet (config, weights,
-    /// schedule) trains on instead of a fresh one.
+    /// schedule) trains on instead of a fresh one; with `unet_config`, a fresh UNet of that
+    /// config trains beside the kept CLIP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_from: Option<PathBuf>,
     /// Fit the UNet's training into this many minutes (`unet_steps` becomes what fits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_minutes: Option<f64>,
+    /// Train the UNet only on these timesteps (`lo..hi`; default every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet_timesteps: Option<[u32; 2]>,
+    /// Min-SNR-gamma weighting of the UNet's loss (None: the plain v loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet_snr_gamma: Option<f64>,
     /// Steps of decoder hardening on noisy latents after the UNet (0: none; latent only).
     #[serde(default)]
     pub decoder_steps: usize,
@@ -130,9 +137,8 @@ pub fn pretrain(
         "decoder hardening needs a VAE: add --latent or drop --decoder-steps"
     );
     anyhow::ensure!(
-        plan.continue_from.is_none() || (plan.unet_config.is_none() && !plan.latent),
-        "--continue-from takes the config and the image space of the models it continues: drop \
-         --unet-config and --latent"
+        plan.continue_from.is_none() || !plan.latent,
+        "--continue-from takes the image space of the models it continues: drop --latent"
     );
     let data = out.join("data");
     let set: Vec<CaptionedImage> = if stage_done(&data) {
@@ -312,9 +318,10 @@ fn train_unet_stage(
         .join("diffusion_pytorch_model.safetensors")
         .exists()
     {
-        match &plan.continue_from {
-            Some(from) => copy_files(&from.join("sd"), sd_init, UNET_FILES)?,
-            None => fresh_unet(plan, sd_init)?,
+        match (&plan.continue_from, &plan.unet_config) {
+            (Some(from), None) => copy_files(&from.join("sd"), sd_init, UNET_FILES)?,
+            // Another UNet config: a fresh UNet beside the kept CLIP and text encoder.
+            _ => fresh_unet(plan, sd_init)?,
         }
     }
     let source = ModelSource::parse(&sd_init.display().to_string())?;
@@ -341,6 +348,8 @@ fn train_unet_stage(
         keep_checkpoints: 1,
         cache_latents: true,
         caption_dropout: 0.1,
+        timestep_range: plan.unet_timesteps,
+        snr_gamma: plan.unet_snr_gamma,
     };
     let mut trainer = Trainer::new(&sd, config, items, Vec::new(), &train_dir, true)?;
     let t = std::time::Instant::now();
@@ -508,4 +517,29 @@ fn read_unet_curve(train_dir: &Path) -> Result<Curve> {
 /// The model folders inside a pre-training output.
 pub fn model_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("sd"), out.join("clip"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_world_unet_config_builds_a_unet() {
+        let wide = include_str!("../../../configs/world/unet-wide.json");
+        for (name, json) in [
+            ("unet.json", WORLD_UNET),
+            ("unet-wide.json", wide),
+            ("unet-latent.json", WORLD_LATENT_UNET),
+        ] {
+            let config: UNetConfig = serde_json::from_str(json).expect(name);
+            let store = ParamStore::random(0, name, Mode::Frozen, DType::F32, &Device::Cpu);
+            UNet2DConditionModel::new(store.var_builder(), &config).expect(name);
+            let n: usize = store
+                .named_tensors()
+                .iter()
+                .map(|(_, t)| t.elem_count())
+                .sum();
+            assert!(n > 100_000, "{name}: {n} parameters");
+        }
+    }
 }

@@ -501,6 +501,8 @@ fn finetune_config(plan: &ReproducePlan, pretrain_loss: bool) -> FinetuneConfig 
         keep_checkpoints: 1,
         cache_latents: true,
         caption_dropout: 0.0,
+        timestep_range: None,
+        snr_gamma: None,
     }
 }
 

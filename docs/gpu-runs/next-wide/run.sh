@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The next GPU run (prepared 2026-11-26, fourth session; not run yet; copy to .gpu/ to run): the 64-wide world UNet
+# (configs/world/unet-wide.json) from scratch beside the committed CLIP, alone on the GPU, then the
+# 80 world evaluation prompts x 2 images with DDPM 50 steps, guidance 3. Needs a CUDA binary built
+# from a commit with --unet-config + --continue-from (fourth session) in .gpu/rlhf-t2i.xz.
+# Judge here afterwards: worldjudge gen/manifest.jsonl; strengthprobe sd 64 3.
+#   run: bash .gpu/run4.sh MINUTES [BATCH] [LR] [SNR_GAMMA]   (carry [".gpu"])
+set -u
+G=.gpu
+MIN="${1:-8}"; B="${2:-256}"; LR="${3:-1.5e-3}"; SNR="${4:-}"
+T0=$(date +%s)
+el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 1000 > "$OUT/gpumem4.csv" 2>&1 &
+SMI=$!
+if command -v xz >/dev/null; then xz -dc "$G/rlhf-t2i.xz" > /tmp/rlhf-t2i
+else python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' "$G/rlhf-t2i.xz" > /tmp/rlhf-t2i; fi
+chmod +x /tmp/rlhf-t2i
+RUN="bash $G/run-on-device.sh"
+D=/tmp/wide; mkdir -p "$D"
+EXTRA=(); [ -n "$SNR" ] && EXTRA=(--unet-snr-gamma "$SNR")
+timeout $(( ${MIN%.*} * 60 + 120 )) $RUN /tmp/rlhf-t2i world pretrain --out "$D" --images 20000 \
+  --continue-from assets/world --unet-config configs/world/unet-wide.json \
+  --unet-batch "$B" --unet-lr "$LR" --unet-steps 1000000 --unet-minutes "$MIN" "${EXTRA[@]}" \
+  --device cuda > "$D/pretrain.log" 2>&1
+echo "exit $?" >> "$D/pretrain.log"
+el "trained"
+W=""
+if [ -f "$D/sd/unet/diffusion_pytorch_model.safetensors" ]; then
+  $RUN /tmp/rlhf-t2i generate --prompts "$G/eval-prompts.jsonl" --out "$D/gen" --model "$D/sd" \
+    --images-per-prompt 2 --scheduler ddpm --steps 50 --guidance 3 --batch-size 160 --device cuda >> "$D/pretrain.log" 2>&1
+  W="sd gen pretrain.json"
+else
+  W=$(cd "$D" && ls -d unet-training/checkpoints/step-*/ema.safetensors 2>/dev/null | tail -1)
+fi
+tar -C "$D" -czf "$OUT/world-wide.tgz" pretrain.log unet-training/metrics.jsonl $W 2>>"$D/pretrain.log"
+grep "unet step" "$D/pretrain.log" | tail -3; tail -3 "$D/pretrain.log"
+el "done"
+kill $SMI
+ls -la "$OUT"
