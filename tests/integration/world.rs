@@ -188,6 +188,17 @@ fn three_steps_from(models: &std::path::Path) -> rlhf_t2i::world::pretrain::Pret
     }
 }
 
+/// Each of `files` is byte for byte the same under `out` as under the initial `models`.
+fn assert_same_files(out: &std::path::Path, models: &std::path::Path, files: &[&str]) {
+    for f in files {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(models.join(f)).unwrap(),
+            "{f} is the initial models'"
+        );
+    }
+}
+
 #[test]
 fn pretraining_goes_on_from_trained_models() {
     use rlhf_t2i::world::pretrain::pretrain;
@@ -204,19 +215,17 @@ fn pretraining_goes_on_from_trained_models() {
     );
     // The CLIP stage was not rerun: CLIP, the text encoder and the UNet's config are the
     // committed ones.
-    for f in [
-        "clip/model.safetensors",
-        "sd/text_encoder/model.safetensors",
-        "sd/model_index.json",
-        "sd/scheduler/scheduler_config.json",
-        "sd/unet/config.json",
-    ] {
-        assert_eq!(
-            std::fs::read(o.join(f)).unwrap(),
-            std::fs::read(models.join(f)).unwrap(),
-            "{f} is the initial models'"
-        );
-    }
+    assert_same_files(
+        o,
+        &models,
+        &[
+            "clip/model.safetensors",
+            "sd/text_encoder/model.safetensors",
+            "sd/model_index.json",
+            "sd/scheduler/scheduler_config.json",
+            "sd/unet/config.json",
+        ],
+    );
     load(&ModelSource::Local(o.join("sd"))).expect("the result loads");
 }
 
@@ -240,16 +249,14 @@ fn another_unet_config_trains_fresh_beside_the_kept_clip() {
         "first loss {} is a trained UNet's",
         r.unet_loss_first_last.0
     );
-    for f in [
-        "clip/model.safetensors",
-        "sd/text_encoder/model.safetensors",
-    ] {
-        assert_eq!(
-            std::fs::read(o.join(f)).unwrap(),
-            std::fs::read(models.join(f)).unwrap(),
-            "{f} is the initial models'"
-        );
-    }
+    assert_same_files(
+        o,
+        &models,
+        &[
+            "clip/model.safetensors",
+            "sd/text_encoder/model.safetensors",
+        ],
+    );
     assert_eq!(
         std::fs::read(o.join("sd/unet/config.json")).unwrap(),
         std::fs::read(&wide).unwrap()
