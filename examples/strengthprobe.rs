@@ -2,7 +2,11 @@
 //! t_start and sampled back to t = 0 (DDPM 50-step grid, guidance G, their own captions), then
 //! judged by the oracle against every attribute of the rendered scene.
 //! `strengthprobe MODEL_SD_DIR [N] [GUIDANCE] [T,T,..] [GRID_PREFIX]` prints the share judged good
-//! per t_start (default 0, 99, 199, ..., 999) and writes a PNG grid per t_start with a prefix.
+//! per t_start (default 0, 99, 199, ..., 999); with a prefix it writes a PNG grid (16 per row) and
+//! the oracle's verdict on each image (JSONL) per t_start.
+//! `STEPS=S` samples on the S-step grid instead of 50, `DDIM=1` with DDIM (eta 0) instead of
+//! DDPM, and `PROBE_SEED=0` probes the first renders of the world's training set (seed 0)
+//! instead of fresh ones (seed 4242).
 use candle_core::{DType, Device};
 use rlhf_t2i::diffusion::ddim::ddpm_step;
 use rlhf_t2i::diffusion::schedule::timestep_tensor;
@@ -18,9 +22,10 @@ fn main() -> anyhow::Result<()> {
     let n: usize = a.get(2).map_or(Ok(64), |s| s.parse())?;
     let g: f64 = a.get(3).map_or(Ok(3.0), |s| s.parse())?;
     let d = Device::Cpu;
+    let seed: u64 = std::env::var("PROBE_SEED").map_or(Ok(4242), |s| s.parse())?;
     let sd = StableDiffusion::load(&ModelSource::parse(&a[1])?, Mode::Frozen, DType::F32, &d)?;
     let dir = std::env::temp_dir().join(format!("strengthprobe-{}", std::process::id()));
-    let set = rlhf_t2i::world::dataset::write_pretraining_set(&dir, n, 4242)?;
+    let set = rlhf_t2i::world::dataset::write_pretraining_set(&dir, n, seed)?;
     let x = rlhf_t2i::world::dataset::load_images(&dir, &set, &d)?;
     let z0 = sd.image_space.encode_mean(&x)?;
     let caps: Vec<&str> = set.iter().map(|c| c.caption.as_str()).collect();
@@ -36,8 +41,10 @@ fn main() -> anyhow::Result<()> {
             background: Background::from_name(&c.background),
         })
         .collect();
-    let grid = sd.schedule.inference_timesteps(50)?;
-    let stride = sd.schedule.step_stride(50);
+    let steps: usize = std::env::var("STEPS").map_or(Ok(50), |s| s.parse())?;
+    let ddim = std::env::var("DDIM").is_ok();
+    let grid = sd.schedule.inference_timesteps(steps)?;
+    let stride = sd.schedule.step_stride(steps);
     let starts: Vec<usize> = match a.get(4) {
         Some(l) => l.split(',').map(|v| v.parse()).collect::<Result<_, _>>()?,
         None => vec![0, 99, 199, 299, 399, 499, 599, 699, 799, 899, 999],
@@ -59,14 +66,22 @@ fn main() -> anyhow::Result<()> {
             let (u, c) = (out.narrow(0, 0, n)?, out.narrow(0, n, n)?);
             let v = (&u + ((c - &u)? * g)?)?;
             let noise = randn(&mut r, z0.dims(), DType::F32, &d)?;
-            z = ddpm_step(&sd.schedule, &v, t, stride, &z, &noise)?;
+            z = if ddim {
+                rlhf_t2i::diffusion::ddim::ddim_step(&sd.schedule, &v, t, stride, &z, 0.0, None)?
+            } else {
+                ddpm_step(&sd.schedule, &v, t, stride, &z, &noise)?
+            };
         }
         let imgs = sd.decode_to_images(&z)?;
         let mut good = 0;
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        for (im, cl) in imgs.iter().zip(&claims) {
+        let mut verdicts = String::new();
+        for ((im, cl), c) in imgs.iter().zip(&claims).zip(&set) {
             let v = judge(&observe(im.as_raw(), 32, 32)?, cl);
             good += v.good as usize;
+            verdicts += &serde_json::json!({"caption": c.caption, "scene": c, "good": v.good, "reasons": v.reasons})
+                .to_string();
+            verdicts.push('\n');
             for r in v.reasons {
                 *reasons.entry(r.chars().take(30).collect()).or_default() += 1;
             }
@@ -81,6 +96,7 @@ fn main() -> anyhow::Result<()> {
                 image::imageops::replace(&mut gi, im, 32 * (i % 16) as i64, 32 * (i / 16) as i64);
             }
             gi.save(format!("{p}-{t_start}.png"))?;
+            std::fs::write(format!("{p}-{t_start}.jsonl"), &verdicts)?;
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,9 +5,12 @@
 //! sharp and Gaussian-blurred. Objects are drawn in square boxes, so templates
 //! are square: side `max(w, h)` of the object's thresholded box up to
 //! `MAX_EXTEND` pixels more (thin tips fall below half coverage, more so when
-//! blurred), at every placement that covers the box. The score is the soft IoU
-//! `Σ min(a, t) / Σ max(a, t)`; the best shape wins. Elongated blobs (two
-//! merged objects, a stretched shape) score low against every template.
+//! blurred), and for blurred templates down to `MAX_SHRINK` pixels less (blur
+//! spills past the edges and grows the thresholded box: a blurred square
+//! otherwise fits a larger circle best), at every placement that covers the box
+//! or lies inside it. The score is the soft IoU `Σ min(a, t) / Σ max(a, t)`;
+//! the best shape wins. Elongated blobs (two merged objects, a stretched shape)
+//! score low against every template.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,6 +23,8 @@ use super::scene::Shape;
 pub const TEMPLATE_BLURS: [f32; 3] = [0.0, 0.7, 1.2];
 /// How many pixels a template box may extend past the object's box on each side.
 pub const MAX_EXTEND: usize = 2;
+/// How many pixels smaller than the object's box a blurred template box may be.
+pub const MAX_SHRINK: usize = 2;
 /// Soft-mask and template value of a fully covered pixel.
 pub const ONE: u8 = 255;
 /// Padding around a template box that holds its blurred spill.
@@ -135,24 +140,41 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// The best shape for `soft` and its soft IoU.
-pub fn classify(soft: &SoftMask) -> (Shape, f32) {
+/// The best shape of [`shape_scores`] and its soft IoU (the first of equals).
+pub fn best_shape(scores: [f32; 5]) -> (Shape, f32) {
+    let mut best = (Shape::Circle, 0.0f32);
+    for (shape, iou) in Shape::ALL.into_iter().zip(scores) {
+        if iou > best.1 {
+            best = (shape, iou);
+        }
+    }
+    best
+}
+
+/// Each shape's best soft IoU with `soft` over its templates (sizes, placements, blurs), in the
+/// order of `Shape::ALL`.
+pub fn shape_scores(soft: &SoftMask) -> [f32; 5] {
     let total: u32 = soft.alpha.iter().map(|&v| v as u32).sum();
     let stride = soft.width();
     let b = soft.bbox;
     let (mx, my) = SoftMask::margins(b);
     let side = b.w.max(b.h);
-    let mut best = (Shape::Circle, 0.0f32);
+    let mut scores = [0.0f32; 5];
     TEMPLATES.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() > 20_000 {
             cache.clear();
         }
-        for shape in Shape::ALL {
+        for (shape, best) in Shape::ALL.into_iter().zip(scores.iter_mut()) {
             for (blur_idx, &sigma) in TEMPLATE_BLURS.iter().enumerate() {
-                // Sharp shapes lose under a pixel at their tips; blurred ones up to two.
-                let max_extend = if sigma > 0.0 { MAX_EXTEND } else { 1 };
-                for s in side..=side + max_extend {
+                // Sharp shapes lose under a pixel at their tips; blurred ones up to two. Blur
+                // also spills past a shape's edges, so a blurred template may be smaller.
+                let (max_extend, max_shrink) = if sigma > 0.0 {
+                    (MAX_EXTEND, MAX_SHRINK)
+                } else {
+                    (1, 0)
+                };
+                for s in side.saturating_sub(max_shrink).max(2)..=side + max_extend {
                     let fresh;
                     let t: &Template = if s * s <= MAX_CACHED_AREA {
                         cache
@@ -162,20 +184,25 @@ pub fn classify(soft: &SoftMask) -> (Shape, f32) {
                         fresh = make_template(shape, s, s, sigma, stride);
                         &fresh
                     };
-                    // The template box starts `left`, `top` pixels before the object's box.
-                    for left in 0..=s - b.w {
-                        for top in 0..=s - b.h {
-                            let (ox, oy) = (mx - left - t.pad, my - top - t.pad);
+                    // The template box starts `left`, `top` pixels before the object's box
+                    // (after it, when negative): every placement that covers the box, or that
+                    // the box covers.
+                    let offsets = |len: usize| {
+                        let d = s as isize - len as isize;
+                        d.min(0)..=d.max(0)
+                    };
+                    for left in offsets(b.w) {
+                        for top in offsets(b.h) {
+                            let ox = (mx as isize - left) as usize - t.pad;
+                            let oy = (my as isize - top) as usize - t.pad;
                             let inter = overlap(t, soft, oy * stride + ox);
                             let iou = inter as f32 / (total + t.sum - inter).max(1) as f32;
-                            if iou > best.1 {
-                                best = (shape, iou);
-                            }
+                            *best = best.max(iou);
                         }
                     }
                 }
             }
         }
     });
-    best
+    scores
 }

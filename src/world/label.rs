@@ -2,7 +2,8 @@
 //! and writes the same feedback JSONL a person would through `rlhf-t2i label`.
 
 use super::dataset::claim_of;
-use super::oracle::{judge, observe};
+use super::oracle::{judge, observe, Claim, Observation, Verdict};
+use super::scene::{Background, Color, Shape};
 use crate::feedback::{FeedbackRecord, Label};
 use crate::io::jsonl::{read_jsonl, write_jsonl};
 use crate::io::manifest::ImageRecord;
@@ -80,4 +81,74 @@ pub fn alignment(judged: &[&Judged], seed: u64) -> BTreeMap<String, Proportion> 
             (g, clustered_proportion(&c, 2000, seed))
         })
         .collect()
+}
+
+/// One image of a labeled grid: the scene it was rendered from and a person's label (`good`,
+/// `bad`, or `skip` where they could not tell).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PersonLabel {
+    pub index: usize,
+    pub shape: String,
+    pub count: u32,
+    pub color: String,
+    pub background: String,
+    pub person: String,
+}
+
+/// The oracle against a person's labels on a grid of generated images.
+#[derive(Debug)]
+pub struct Agreement {
+    /// Images per (person's label, oracle says good).
+    pub table: BTreeMap<(String, bool), usize>,
+    /// Images the person labeled good or bad.
+    pub judged: usize,
+    /// Of those, the ones the oracle judged the same.
+    pub agreed: usize,
+    /// The others: the person's label, what the oracle saw and its verdict.
+    pub disagreements: Vec<(PersonLabel, Observation, Verdict)>,
+}
+
+/// Judges every tile of `grid` (32 px images, 16 per row, in the order of `labels`' indices)
+/// against its scene and compares with the person's label. The labels are JSONL of
+/// [`PersonLabel`]; `tests/fixtures/world-labels/` has two such grids.
+pub fn person_agreement(grid: &Path, labels: &Path) -> Result<Agreement> {
+    use super::render::SIZE;
+    let img = crate::io::png_meta::load_rgb(grid)?;
+    let labels: Vec<PersonLabel> = read_jsonl(labels)?;
+    let mut a = Agreement {
+        table: BTreeMap::new(),
+        judged: 0,
+        agreed: 0,
+        disagreements: Vec::new(),
+    };
+    for l in labels {
+        let bad = |what: &str| anyhow::anyhow!("{}: image {}: {what}", grid.display(), l.index);
+        let (x, y) = ((l.index % 16 * SIZE) as u32, (l.index / 16 * SIZE) as u32);
+        if x + SIZE as u32 > img.width() || y + SIZE as u32 > img.height() {
+            return Err(bad("outside the grid"));
+        }
+        let tile = image::imageops::crop_imm(&img, x, y, SIZE as u32, SIZE as u32).to_image();
+        let claim = Claim {
+            shape: Shape::from_name(&l.shape).ok_or_else(|| bad("unknown shape"))?,
+            count: Some(l.count),
+            color: Some(Color::from_name(&l.color).ok_or_else(|| bad("unknown color"))?),
+            background: Some(
+                Background::from_name(&l.background).ok_or_else(|| bad("unknown background"))?,
+            ),
+        };
+        let obs = observe(tile.as_raw(), SIZE, SIZE)?;
+        let v = judge(&obs, &claim);
+        *a.table.entry((l.person.clone(), v.good)).or_default() += 1;
+        match l.person.as_str() {
+            "skip" => continue,
+            "good" | "bad" => a.judged += 1,
+            other => return Err(bad(&format!("label `{other}` is not good, bad or skip"))),
+        }
+        if (l.person == "good") == v.good {
+            a.agreed += 1;
+        } else {
+            a.disagreements.push((l, obs, v));
+        }
+    }
+    Ok(a)
 }

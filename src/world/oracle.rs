@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::classify::classify;
+use super::classify::{best_shape, shape_scores};
 use super::render::BBox;
 use super::scene::{Background, Color, Shape};
 use super::segment::{dist, segment, to_f32};
@@ -72,6 +72,8 @@ pub struct Found {
     /// Soft IoU between the object's soft mask and that shape's best-fitting
     /// template (0..=1; about 0.9 or more for clean renders).
     pub shape_iou: f32,
+    /// Every shape's best soft IoU, in the order of `Shape::ALL`.
+    pub shape_scores: [f32; 5],
     /// Object color.
     pub color: Color,
     /// Number of pixels in the object.
@@ -192,10 +194,12 @@ pub fn observe(pixels: &[u8], width: usize, height: usize) -> Result<Observation
         .objects
         .iter()
         .map(|o| {
-            let (shape, shape_iou) = classify(&o.soft);
+            let shape_scores = shape_scores(&o.soft);
+            let (shape, shape_iou) = best_shape(shape_scores);
             Found {
                 shape,
                 shape_iou,
+                shape_scores,
                 color: o.color,
                 area: o.area,
                 bbox: o.soft.bbox,
