@@ -2,7 +2,7 @@
 //! t_start and sampled back to t = 0 (DDPM 50-step grid, guidance G, their own captions), then
 //! judged by the oracle against every attribute of the rendered scene.
 //! `strengthprobe MODEL_SD_DIR [N] [GUIDANCE] [T,T,..] [GRID_PREFIX]` prints the share judged good
-//! per t_start (default 0, 99, 199, ..., 999); with a prefix it writes a PNG grid (16 per row) and
+//! per t_start (default 0, 99, 199, ..., 999); with a prefix it writes a PNG grid (`world::label::GRID_COLUMNS` per row) and
 //! the oracle's verdict on each image (JSONL) per t_start.
 //! `STEPS=S` samples on the S-step grid instead of 50, `DDIM=1` with DDIM (eta 0) instead of
 //! DDPM, and `PROBE_SEED=0` probes the first renders of the world's training set (seed 0)
@@ -91,9 +91,15 @@ fn main() -> anyhow::Result<()> {
         rs.truncate(3);
         println!("t_start {t_start:4}: good {good:3}/{n}  {rs:?}");
         if let Some(p) = a.get(5) {
-            let mut gi = image::RgbImage::new(32 * 16, 32 * (n as u32).div_ceil(16));
+            use rlhf_t2i::world::label::GRID_COLUMNS as COLS;
+            let mut gi = image::RgbImage::new(32 * COLS as u32, 32 * n.div_ceil(COLS) as u32);
             for (i, im) in imgs.iter().enumerate() {
-                image::imageops::replace(&mut gi, im, 32 * (i % 16) as i64, 32 * (i / 16) as i64);
+                image::imageops::replace(
+                    &mut gi,
+                    im,
+                    32 * (i % COLS) as i64,
+                    32 * (i / COLS) as i64,
+                );
             }
             gi.save(format!("{p}-{t_start}.png"))?;
             std::fs::write(format!("{p}-{t_start}.jsonl"), &verdicts)?;

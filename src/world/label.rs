@@ -83,6 +83,9 @@ pub fn alignment(judged: &[&Judged], seed: u64) -> BTreeMap<String, Proportion> 
         .collect()
 }
 
+/// Images per row of a labeled grid (as `examples/strengthprobe.rs` writes them).
+pub const GRID_COLUMNS: usize = 16;
+
 /// One image of a labeled grid: the scene it was rendered from and a person's label (`good`,
 /// `bad`, or `skip` where they could not tell).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -108,7 +111,7 @@ pub struct Agreement {
     pub disagreements: Vec<(PersonLabel, Observation, Verdict)>,
 }
 
-/// Judges every tile of `grid` (32 px images, 16 per row, in the order of `labels`' indices)
+/// Judges every tile of `grid` (32 px images, [`GRID_COLUMNS`] per row, in the order of `labels`' indices)
 /// against its scene and compares with the person's label. The labels are JSONL of
 /// [`PersonLabel`]; `tests/fixtures/world-labels/` has two such grids.
 pub fn person_agreement(grid: &Path, labels: &Path) -> Result<Agreement> {
@@ -123,7 +126,8 @@ pub fn person_agreement(grid: &Path, labels: &Path) -> Result<Agreement> {
     };
     for l in labels {
         let bad = |what: &str| anyhow::anyhow!("{}: image {}: {what}", grid.display(), l.index);
-        let (x, y) = ((l.index % 16 * SIZE) as u32, (l.index / 16 * SIZE) as u32);
+        let (col, row) = (l.index % GRID_COLUMNS, l.index / GRID_COLUMNS);
+        let (x, y) = ((col * SIZE) as u32, (row * SIZE) as u32);
         if x + SIZE as u32 > img.width() || y + SIZE as u32 > img.height() {
             return Err(bad("outside the grid"));
         }
