@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The next GPU run (prepared 2026-11-26, fourth session; not run yet; copy to .gpu/ to run): the 64-wide world UNet
 # (configs/world/unet-wide.json) from scratch beside the committed CLIP, alone on the GPU, then the
-# 80 world evaluation prompts x 2 images with DDPM 50 steps, guidance 3. Needs a CUDA binary built
-# from a commit with --unet-config + --continue-from (fourth session) in .gpu/rlhf-t2i.xz.
-# Judge here afterwards: worldjudge gen/manifest.jsonl; strengthprobe sd 64 3.
-#   run: bash .gpu/run4.sh MINUTES [BATCH] [LR] [SNR_GAMMA]   (carry [".gpu"])
+# 80 world evaluation prompts x 2 images with DDPM 50 steps, guidance 3, then the paper's experiment
+# on the new model (`world reproduce`, DDPM 50 steps at guidance 3, at most REPRO_S seconds; its
+# stages resume, so a cut run goes on here on the CPU from the unpacked folder). Needs a CUDA binary
+# built from a commit with `world reproduce --scheduler` (2026-11-27, second session) in
+# .gpu/rlhf-t2i.xz. Judge here afterwards: worldjudge gen/manifest.jsonl; strengthprobe sd 64 3.
+#   run: bash .gpu/run4.sh MINUTES [BATCH] [LR] [SNR_GAMMA] [REPRO_S=180]   (carry [".gpu"])
 set -u
 G=.gpu
-MIN="${1:-8}"; B="${2:-256}"; LR="${3:-1.5e-3}"; SNR="${4:-}"
+MIN="${1:-8}"; B="${2:-256}"; LR="${3:-1.5e-3}"; SNR="${4:-}"; REPRO_S="${5:-180}"
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 1000 > "$OUT/gpumem4.csv" 2>&1 &
@@ -28,7 +30,12 @@ W=""
 if [ -f "$D/sd/unet/diffusion_pytorch_model.safetensors" ]; then
   $RUN /tmp/rlhf-t2i generate --prompts "$G/eval-prompts.jsonl" --out "$D/gen" --model "$D/sd" \
     --images-per-prompt 2 --scheduler ddpm --steps 50 --guidance 3 --batch-size 160 --device cuda >> "$D/pretrain.log" 2>&1
-  W="sd gen pretrain.json"
+  el "sampled"
+  timeout "$REPRO_S" $RUN /tmp/rlhf-t2i world reproduce --models "$D" --out "$D/repro" --device cuda \
+    --scheduler ddpm --steps 50 --guidance 3 > "$D/reproduce.log" 2>&1
+  echo "exit $?" >> "$D/reproduce.log"
+  tail -30 "$D/reproduce.log"
+  W="sd gen pretrain.json reproduce.log repro"
 else
   W=$(cd "$D" && ls -d unet-training/checkpoints/step-*/ema.safetensors 2>/dev/null | tail -1)
 fi

@@ -36,7 +36,9 @@ pub struct ReproducePlan {
     /// Multiplies the vocabulary's images per training prompt.
     pub train_images_scale: f64,
     pub eval_images_per_prompt: u32,
-    pub ddim_steps: usize,
+    /// The sampler of every generated image (`world reproduce --scheduler`).
+    pub scheduler: SchedulerKind,
+    pub steps: usize,
     pub guidance: f64,
     pub finetune_steps: u64,
     pub finetune_batch: usize,
@@ -55,7 +57,8 @@ impl ReproducePlan {
             quick: false,
             train_images_scale: 1.0,
             eval_images_per_prompt: 4,
-            ddim_steps: 10,
+            scheduler: SchedulerKind::Ddim,
+            steps: 10,
             guidance: 5.0,
             finetune_steps: 150,
             finetune_batch: 8,
@@ -114,8 +117,8 @@ pub struct Results {
 
 fn sampling(plan: &ReproducePlan) -> SampleSettings {
     SampleSettings {
-        scheduler: SchedulerKind::Ddim,
-        steps: plan.ddim_steps,
+        scheduler: plan.scheduler,
+        steps: plan.steps,
         guidance: plan.guidance,
         eta: 0.0,
     }
