@@ -43,6 +43,12 @@ pub fn claim2_holds(r: &Results) -> bool {
     matches!((acc("reward"), acc("CLIP score")), (Some(a), Some(c)) if a > c)
 }
 
+/// Claim 3: are the best `keep` of `n` by reward more often aligned than `keep` at random,
+/// beyond both intervals (as claim 1)?
+pub fn claim3_holds(r: &Results) -> bool {
+    matches!(&r.rejection, Some((top, random)) if top.lo > random.hi)
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "**reproduced**"
@@ -187,7 +193,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
                 "Best {k} of {n} by reward: {} aligned; {k} at random: {}. {}\n",
                 pct(top),
                 pct(random),
-                verdict(top.value > random.value),
+                verdict(claim3_holds(r)),
                 k = r.plan.rejection_keep,
                 n = r.plan.rejection_n
             );
