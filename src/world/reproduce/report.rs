@@ -21,13 +21,18 @@ fn pct(p: &Proportion) -> String {
     )
 }
 
+/// Whether `better` is above `worse` beyond both 95% intervals: the rule for claims 1 and 3.
+fn clears(better: &Proportion, worse: &Proportion) -> bool {
+    better.lo > worse.hi
+}
+
 /// Claim 1: is the main fine-tuned model's alignment above the original's, beyond both intervals?
 pub fn claim1_holds(r: &Results) -> bool {
     let (Some(orig), Some(tuned)) = (r.models.first(), r.models.last()) else {
         return false;
     };
     match (orig.alignment.get("all"), tuned.alignment.get("all")) {
-        (Some(a), Some(b)) => b.lo > a.hi,
+        (Some(a), Some(b)) => clears(b, a),
         _ => false,
     }
 }
@@ -46,7 +51,7 @@ pub fn claim2_holds(r: &Results) -> bool {
 /// Claim 3: are the best `keep` of `n` by reward more often aligned than `keep` at random,
 /// beyond both intervals (as claim 1)?
 pub fn claim3_holds(r: &Results) -> bool {
-    matches!(&r.rejection, Some((top, random)) if top.lo > random.hi)
+    matches!(&r.rejection, Some((top, random)) if clears(top, random))
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -222,4 +227,26 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         "\nThe images of every model, side by side with their rewards: [eval/report.html](eval/report.html)."
     );
     write_atomic(&out.join("report.md"), md.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(value: f64, lo: f64, hi: f64) -> Proportion {
+        Proportion {
+            value,
+            lo,
+            hi,
+            n: 320,
+        }
+    }
+
+    #[test]
+    fn a_gain_counts_only_beyond_both_intervals() {
+        // The 2026-11-27 rejection-sampling figures: higher, but the intervals overlap.
+        assert!(!clears(&p(0.031, 0.012, 0.053), &p(0.025, 0.009, 0.044)));
+        assert!(clears(&p(0.20, 0.12, 0.28), &p(0.05, 0.01, 0.09)));
+        assert!(!clears(&p(0.05, 0.01, 0.09), &p(0.20, 0.12, 0.28)));
+    }
 }
