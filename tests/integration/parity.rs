@@ -171,6 +171,99 @@ fn schedulers_match_diffusers() {
     assert_close("add_noise", &noisy, &r["noisy"], tol(TOL));
 }
 
+/// The shape world's scheduler (cosine schedule, v-prediction, trailing timesteps, x0 clipped),
+/// against `scripts/make_world_scheduler_fixture.py`: settings SD1.5's fixture never reaches.
+/// Always on the CPU in f32: these are schedule arithmetic, not kernels.
+#[test]
+fn world_scheduler_matches_diffusers() {
+    let r = reference("world_scheduler");
+    let s = NoiseSchedule::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/world/sd/scheduler/scheduler_config.json"),
+    )
+    .unwrap();
+    let ac: Vec<f64> = r["alphas_cumprod"].to_vec1().unwrap();
+    assert_eq!(ac.len(), s.alphas_cumprod.len());
+    // diffusers keeps the betas and their product in f32, this crate in f64.
+    for (t, (a, b)) in s.alphas_cumprod.iter().zip(&ac).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-10 + 1e-5 * b,
+            "alphas_cumprod[{t}]: {a} vs {b}"
+        );
+    }
+    let steps = |k: &str| -> Vec<usize> {
+        let v: Vec<i64> = r[k].to_vec1().unwrap();
+        v.iter().map(|t| *t as usize).collect()
+    };
+    assert_eq!(
+        s.inference_timesteps(10).unwrap(),
+        steps("ddim10_timesteps")
+    );
+    assert_eq!(
+        s.inference_timesteps(50).unwrap(),
+        steps("ddpm50_timesteps")
+    );
+    let t = |k: &str| &r[k];
+    for (name, step) in [("first", 999), ("last", 99)] {
+        let (x0, _) = s
+            .split_prediction(
+                t(&format!("ddim_{name}_model_output")),
+                t(&format!("ddim_{name}_sample")),
+                step,
+            )
+            .unwrap();
+        assert_close(
+            &format!("world ddim clipped x0 {name}"),
+            &x0.clamp(-1f32, 1f32).unwrap(),
+            t(&format!("ddim_{name}_x0")),
+            TOL,
+        );
+        let prev = ddim_step(
+            &s,
+            t(&format!("ddim_{name}_model_output")),
+            step,
+            s.step_stride(10),
+            t(&format!("ddim_{name}_sample")),
+            0.0,
+            None,
+        )
+        .unwrap();
+        assert_close(
+            &format!("world ddim step {name}"),
+            &prev,
+            t(&format!("ddim_{name}_prev")),
+            TOL,
+        );
+    }
+    for (name, step) in [("first", 999), ("mid", 499), ("last", 19)] {
+        let prev = ddpm_step(
+            &s,
+            t(&format!("ddpm_{name}_model_output")),
+            step,
+            s.step_stride(50),
+            t(&format!("ddpm_{name}_sample")),
+            t(&format!("ddpm_{name}_noise")),
+        )
+        .unwrap();
+        assert_close(
+            &format!("world ddpm step {name}"),
+            &prev,
+            t(&format!("ddpm_{name}_prev")),
+            TOL,
+        );
+    }
+    let ts: Vec<u32> = r["t"]
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|t| *t as u32)
+        .collect();
+    let noisy = s.add_noise(t("x0"), t("noise"), &ts).unwrap();
+    assert_close("world add_noise", &noisy, t("noisy"), TOL);
+    let v = s.target(t("x0"), t("noise"), &ts).unwrap();
+    assert_close("world v target", &v, t("velocity"), TOL);
+}
+
 #[test]
 fn guided_ddim_sample_matches_diffusers() {
     let r = reference("sample");
