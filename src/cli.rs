@@ -513,6 +513,15 @@ pub enum WorldCommand {
         steps: Option<usize>,
         #[arg(long)]
         guidance: Option<f64>,
+        /// Multiply the training images per prompt (default 1, 0.5 with --quick)
+        #[arg(long)]
+        train_images_scale: Option<f64>,
+        /// Evaluation images per prompt (default 4, 2 with --quick)
+        #[arg(long)]
+        eval_images: Option<u32>,
+        /// Fine-tuning steps of every Table 3 variant (default 150, 80 with --quick)
+        #[arg(long)]
+        finetune_steps: Option<u64>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -721,6 +730,9 @@ pub fn main() -> Result<()> {
                 scheduler,
                 steps,
                 guidance,
+                train_images_scale,
+                eval_images,
+                finetune_steps,
                 device,
             } => {
                 use crate::world::reproduce;
@@ -733,6 +745,13 @@ pub fn main() -> Result<()> {
                 plan.scheduler = scheduler.unwrap_or(plan.scheduler);
                 plan.steps = steps.unwrap_or(plan.steps);
                 plan.guidance = guidance.unwrap_or(plan.guidance);
+                plan.train_images_scale = train_images_scale.unwrap_or(plan.train_images_scale);
+                plan.eval_images_per_prompt = eval_images.unwrap_or(plan.eval_images_per_prompt);
+                plan.finetune_steps = finetune_steps.unwrap_or(plan.finetune_steps);
+                anyhow::ensure!(
+                    plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
+                    "--train-images-scale and --eval-images must be positive"
+                );
                 let t0 = std::time::Instant::now();
                 let r = reproduce::run(&models, &out, &plan, &select_device(&device)?, |l| {
                     println!("[{:6.1} s] {l}", t0.elapsed().as_secs_f64())

@@ -1,0 +1,124 @@
+//! Full samples of the world model on the 80 world evaluation prompts, guided three ways, judged
+//! by the oracle: `guideprobe GOOD_SD BAD_SD N_PER_PROMPT MODE[,MODE..]` where a MODE is
+//! `cfg:G` (classifier-free guidance, the usual), `auto:W` (autoguidance, Karras et al. 2024:
+//! the conditional output of a weaker model of the same kind, pushed towards the good model's,
+//! `bad + W (good - bad)`) or `both:G:W` (the two added). DDPM 50 steps; `DDIM=1`, `STEPS=S`,
+//! `HYBRID=T` (DDPM above timestep T, DDIM at and below).
+use candle_core::{DType, Device, Tensor};
+use rlhf_t2i::diffusion::ddim::{ddim_step, ddpm_step};
+use rlhf_t2i::diffusion::schedule::timestep_tensor;
+use rlhf_t2i::pipeline::StableDiffusion;
+use rlhf_t2i::runtime::{randn, rng};
+use rlhf_t2i::weights::{Mode, ModelSource};
+use rlhf_t2i::world::oracle::{judge, observe};
+use std::collections::BTreeMap;
+
+fn main() -> anyhow::Result<()> {
+    rlhf_t2i::runtime::fix_cpu_threads();
+    let a: Vec<String> = std::env::args().collect();
+    let d = Device::Cpu;
+    let load = |p: &str| {
+        StableDiffusion::load(
+            &ModelSource::parse(p).unwrap(),
+            Mode::Frozen,
+            DType::F32,
+            &d,
+        )
+    };
+    let (good, bad) = (load(&a[1])?, load(&a[2])?);
+    let per: usize = a[3].parse()?;
+    let steps: usize = std::env::var("STEPS").map_or(Ok(50), |s| s.parse())?;
+    let ddim = std::env::var("DDIM").is_ok();
+    // HYBRID=T: DDPM steps above timestep T, DDIM (eta 0) at and below it.
+    let hybrid: Option<usize> = std::env::var("HYBRID")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?;
+    let prompts = rlhf_t2i::world::dataset::eval_prompts(0)?;
+    let mut jobs = Vec::new();
+    for p in &prompts {
+        for i in 0..per {
+            jobs.push((p.clone(), 7919 * i as u64 + jobs.len() as u64));
+        }
+    }
+    let grid = good.schedule.inference_timesteps(steps)?;
+    let stride = good.schedule.step_stride(steps);
+    for mode in a[4].split(',') {
+        let parts: Vec<&str> = mode.split(':').collect();
+        let (g, w) = match parts[0] {
+            "cfg" => (parts[1].parse::<f64>()?, 1.0),
+            "auto" => (1.0, parts[1].parse::<f64>()?),
+            "both" => (parts[1].parse::<f64>()?, parts[2].parse::<f64>()?),
+            m => anyhow::bail!("unknown mode {m}"),
+        };
+        let t0 = std::time::Instant::now();
+        let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for chunk in jobs.chunks(40) {
+            let n = chunk.len();
+            let texts: Vec<&str> = chunk.iter().map(|j| j.0.text.as_str()).collect();
+            let empty = vec![""; n];
+            let gc = good.encode_prompts(&texts)?;
+            let gu = good.encode_prompts(&empty)?;
+            let bc = bad.encode_prompts(&texts)?;
+            let mut rngs: Vec<_> = chunk.iter().map(|j| rng(j.1)).collect();
+            let shape = [good.latent_channels(), 16, 16];
+            let init: Vec<Tensor> = rngs
+                .iter_mut()
+                .map(|r| randn(r, &shape, DType::F32, &d))
+                .collect::<Result<_, _>>()?;
+            let mut z = Tensor::stack(&init, 0)?;
+            for &t in &grid {
+                let ts = |k| timestep_tensor(&vec![t as u32; k], &d);
+                let out = good.unet.forward(
+                    &Tensor::cat(&[&z, &z], 0)?,
+                    &ts(2 * n)?,
+                    &Tensor::cat(&[&gu, &gc], 0)?,
+                )?;
+                let (u, c) = (out.narrow(0, 0, n)?, out.narrow(0, n, n)?);
+                let mut v = (&u + ((&c - &u)? * g)?)?;
+                if w != 1.0 {
+                    let b = bad.unet.forward(&z, &ts(n)?, &bc)?;
+                    v = (v + ((&c - &b)? * (w - 1.0))?)?;
+                }
+                let noise: Vec<Tensor> = rngs
+                    .iter_mut()
+                    .map(|r| randn(r, &shape, DType::F32, &d))
+                    .collect::<Result<_, _>>()?;
+                let noise = Tensor::stack(&noise, 0)?;
+                z = if ddim || hybrid.is_some_and(|h| t <= h) {
+                    ddim_step(&good.schedule, &v, t, stride, &z, 0.0, None)?
+                } else {
+                    ddpm_step(&good.schedule, &v, t, stride, &z, &noise)?
+                };
+            }
+            for (im, (p, _)) in good.decode_to_images(&z)?.iter().zip(chunk) {
+                let claim = rlhf_t2i::world::dataset::claim_of(p)?;
+                let v = judge(&observe(im.as_raw(), 32, 32)?, &claim);
+                for k in ["all".to_string(), format!("{:?}", p.category)] {
+                    let e = by.entry(k).or_default();
+                    e.0 += v.good as usize;
+                    e.1 += 1;
+                }
+                for r in v.reasons {
+                    *reasons
+                        .entry(r.split(':').next().unwrap_or(&r).chars().take(30).collect())
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut rs: Vec<_> = reasons.into_iter().collect();
+        rs.sort_by_key(|x| std::cmp::Reverse(x.1));
+        rs.truncate(4);
+        let cells: Vec<String> = by
+            .iter()
+            .map(|(k, (g, n))| format!("{k} {g}/{n}"))
+            .collect();
+        println!(
+            "{mode:<12} {} | {rs:?} ({:.0} s)",
+            cells.join(", "),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
