@@ -737,21 +737,15 @@ pub fn main() -> Result<()> {
             } => {
                 use crate::world::reproduce;
                 let models = models.unwrap_or_else(crate::world::committed_models);
-                let mut plan = if quick {
-                    reproduce::ReproducePlan::quick()
-                } else {
-                    reproduce::ReproducePlan::full()
-                };
-                plan.scheduler = scheduler.unwrap_or(plan.scheduler);
-                plan.steps = steps.unwrap_or(plan.steps);
-                plan.guidance = guidance.unwrap_or(plan.guidance);
-                plan.train_images_scale = train_images_scale.unwrap_or(plan.train_images_scale);
-                plan.eval_images_per_prompt = eval_images.unwrap_or(plan.eval_images_per_prompt);
-                plan.finetune_steps = finetune_steps.unwrap_or(plan.finetune_steps);
-                anyhow::ensure!(
-                    plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
-                    "--train-images-scale and --eval-images must be positive"
-                );
+                let plan = reproduce_plan(
+                    quick,
+                    scheduler,
+                    steps,
+                    guidance,
+                    train_images_scale,
+                    eval_images,
+                    finetune_steps,
+                )?;
                 let t0 = std::time::Instant::now();
                 let r = reproduce::run(&models, &out, &plan, &select_device(&device)?, |l| {
                     println!("[{:6.1} s] {l}", t0.elapsed().as_secs_f64())
@@ -1102,9 +1096,92 @@ pub fn main() -> Result<()> {
     }
 }
 
+/// `world reproduce`'s plan: the full or quick one, with the flags given over it.
+fn reproduce_plan(
+    quick: bool,
+    scheduler: Option<SchedulerKind>,
+    steps: Option<usize>,
+    guidance: Option<f64>,
+    train_images_scale: Option<f64>,
+    eval_images: Option<u32>,
+    finetune_steps: Option<u64>,
+) -> Result<crate::world::reproduce::ReproducePlan> {
+    use crate::world::reproduce::ReproducePlan;
+    let mut plan = if quick {
+        ReproducePlan::quick()
+    } else {
+        ReproducePlan::full()
+    };
+    plan.scheduler = scheduler.unwrap_or(plan.scheduler);
+    plan.steps = steps.unwrap_or(plan.steps);
+    plan.guidance = guidance.unwrap_or(plan.guidance);
+    plan.train_images_scale = train_images_scale.unwrap_or(plan.train_images_scale);
+    plan.eval_images_per_prompt = eval_images.unwrap_or(plan.eval_images_per_prompt);
+    plan.finetune_steps = finetune_steps.unwrap_or(plan.finetune_steps);
+    anyhow::ensure!(
+        plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
+        "--train-images-scale and --eval-images must be positive"
+    );
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_timestep_range;
+    use super::{parse_timestep_range, reproduce_plan, Cli, Command, WorldCommand};
+    use clap::Parser;
+
+    #[test]
+    fn reproduce_flags_size_the_plan_and_bad_sizes_are_refused() {
+        let cli = Cli::try_parse_from([
+            "rlhf-t2i",
+            "world",
+            "reproduce",
+            "--quick",
+            "--train-images-scale",
+            "4",
+            "--eval-images",
+            "3",
+            "--finetune-steps",
+            "400",
+        ])
+        .unwrap();
+        let Command::World {
+            command:
+                WorldCommand::Reproduce {
+                    quick,
+                    scheduler,
+                    steps,
+                    guidance,
+                    train_images_scale,
+                    eval_images,
+                    finetune_steps,
+                    ..
+                },
+        } = cli.command
+        else {
+            panic!("not world reproduce");
+        };
+        let plan = reproduce_plan(
+            quick,
+            scheduler,
+            steps,
+            guidance,
+            train_images_scale,
+            eval_images,
+            finetune_steps,
+        )
+        .unwrap();
+        assert!(plan.quick);
+        assert_eq!(plan.train_images_scale, 4.0);
+        assert_eq!(plan.eval_images_per_prompt, 3);
+        assert_eq!(plan.finetune_steps, 400);
+        // Unset flags keep the quick plan's values.
+        let quick = crate::world::reproduce::ReproducePlan::quick();
+        assert_eq!((plan.steps, plan.guidance), (quick.steps, quick.guidance));
+        let e = reproduce_plan(false, None, None, None, Some(0.0), None, None).unwrap_err();
+        assert!(e.to_string().contains("must be positive"), "{e}");
+        assert!(reproduce_plan(false, None, None, None, None, Some(0), None).is_err());
+    }
 
     #[test]
     fn timestep_ranges_parse_and_bad_ones_say_why() {
