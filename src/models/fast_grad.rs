@@ -34,7 +34,8 @@ fn applies(x: &Tensor, p: &Tensor) -> bool {
 /// square kernels larger than the padding: every convolution of SD's UNet and VAE). When training
 /// on the CPU in f32 the value itself comes from `im2col_conv2d`. Sampling keeps candle's
 /// convolution: the im2col one sampled the world model no faster (80 images, DDIM 10 steps,
-/// guidance 5, batch 32: 1.00x, 2026-11-27). Both give an image the same bytes in any batch.
+/// guidance 5, batch 32: 1.03x, within the noise; 2026-11-27). Both give an image the same
+/// bytes in any batch.
 pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     let (_, _, kh, kw) = w.dims4()?;
     if kh != kw || padding >= kh {
