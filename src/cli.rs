@@ -45,6 +45,54 @@ pub struct DeviceArgs {
     pub dtype: String,
 }
 
+/// How big `world reproduce` is and how it samples: the full or the quick plan, with the flags
+/// given over it.
+#[derive(Args, Clone, Debug)]
+pub struct ReproduceArgs {
+    /// The CI-sized run (< 5 minutes): claims 1 and 2
+    #[arg(long)]
+    quick: bool,
+    /// The sampler of every generated image (default: DDIM, 10 steps, guidance 5, the
+    /// fastest; DDPM 50 steps at guidance 3 is the committed model's best, 5x slower)
+    #[arg(long, value_enum)]
+    scheduler: Option<SchedulerKind>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Multiply the training images per prompt (default 1, 0.5 with --quick)
+    #[arg(long)]
+    train_images_scale: Option<f64>,
+    /// Evaluation images per prompt (default 4, 2 with --quick)
+    #[arg(long)]
+    eval_images: Option<u32>,
+    /// Fine-tuning steps of every Table 3 variant (default 150, 80 with --quick)
+    #[arg(long)]
+    finetune_steps: Option<u64>,
+}
+
+impl ReproduceArgs {
+    fn plan(&self) -> Result<crate::world::reproduce::ReproducePlan> {
+        use crate::world::reproduce::ReproducePlan;
+        let mut plan = if self.quick {
+            ReproducePlan::quick()
+        } else {
+            ReproducePlan::full()
+        };
+        plan.scheduler = self.scheduler.unwrap_or(plan.scheduler);
+        plan.steps = self.steps.unwrap_or(plan.steps);
+        plan.guidance = self.guidance.unwrap_or(plan.guidance);
+        plan.train_images_scale = self.train_images_scale.unwrap_or(plan.train_images_scale);
+        plan.eval_images_per_prompt = self.eval_images.unwrap_or(plan.eval_images_per_prompt);
+        plan.finetune_steps = self.finetune_steps.unwrap_or(plan.finetune_steps);
+        anyhow::ensure!(
+            plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
+            "--train-images-scale and --eval-images must be positive"
+        );
+        Ok(plan)
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs --token (one is generated if absent)
@@ -502,26 +550,8 @@ pub enum WorldCommand {
         models: Option<PathBuf>,
         #[arg(long, default_value = "world-out")]
         out: PathBuf,
-        /// The CI-sized run (< 5 minutes): claims 1 and 2
-        #[arg(long)]
-        quick: bool,
-        /// The sampler of every generated image (default: DDIM, 10 steps, guidance 5, the
-        /// fastest; DDPM 50 steps at guidance 3 is the committed model's best, 5x slower)
-        #[arg(long, value_enum)]
-        scheduler: Option<SchedulerKind>,
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long)]
-        guidance: Option<f64>,
-        /// Multiply the training images per prompt (default 1, 0.5 with --quick)
-        #[arg(long)]
-        train_images_scale: Option<f64>,
-        /// Evaluation images per prompt (default 4, 2 with --quick)
-        #[arg(long)]
-        eval_images: Option<u32>,
-        /// Fine-tuning steps of every Table 3 variant (default 150, 80 with --quick)
-        #[arg(long)]
-        finetune_steps: Option<u64>,
+        #[command(flatten)]
+        plan: ReproduceArgs,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -726,26 +756,12 @@ pub fn main() -> Result<()> {
             WorldCommand::Reproduce {
                 models,
                 out,
-                quick,
-                scheduler,
-                steps,
-                guidance,
-                train_images_scale,
-                eval_images,
-                finetune_steps,
+                plan,
                 device,
             } => {
                 use crate::world::reproduce;
                 let models = models.unwrap_or_else(crate::world::committed_models);
-                let plan = reproduce_plan(
-                    quick,
-                    scheduler,
-                    steps,
-                    guidance,
-                    train_images_scale,
-                    eval_images,
-                    finetune_steps,
-                )?;
+                let plan = plan.plan()?;
                 let t0 = std::time::Instant::now();
                 let r = reproduce::run(&models, &out, &plan, &select_device(&device)?, |l| {
                     println!("[{:6.1} s] {l}", t0.elapsed().as_secs_f64())
@@ -1096,46 +1112,23 @@ pub fn main() -> Result<()> {
     }
 }
 
-/// `world reproduce`'s plan: the full or quick one, with the flags given over it.
-fn reproduce_plan(
-    quick: bool,
-    scheduler: Option<SchedulerKind>,
-    steps: Option<usize>,
-    guidance: Option<f64>,
-    train_images_scale: Option<f64>,
-    eval_images: Option<u32>,
-    finetune_steps: Option<u64>,
-) -> Result<crate::world::reproduce::ReproducePlan> {
-    use crate::world::reproduce::ReproducePlan;
-    let mut plan = if quick {
-        ReproducePlan::quick()
-    } else {
-        ReproducePlan::full()
-    };
-    plan.scheduler = scheduler.unwrap_or(plan.scheduler);
-    plan.steps = steps.unwrap_or(plan.steps);
-    plan.guidance = guidance.unwrap_or(plan.guidance);
-    plan.train_images_scale = train_images_scale.unwrap_or(plan.train_images_scale);
-    plan.eval_images_per_prompt = eval_images.unwrap_or(plan.eval_images_per_prompt);
-    plan.finetune_steps = finetune_steps.unwrap_or(plan.finetune_steps);
-    anyhow::ensure!(
-        plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
-        "--train-images-scale and --eval-images must be positive"
-    );
-    Ok(plan)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{parse_timestep_range, reproduce_plan, Cli, Command, WorldCommand};
+    use super::{parse_timestep_range, Cli, Command, WorldCommand};
     use clap::Parser;
 
     #[test]
     fn reproduce_flags_size_the_plan_and_bad_sizes_are_refused() {
-        let cli = Cli::try_parse_from([
-            "rlhf-t2i",
-            "world",
-            "reproduce",
+        let parse = |flags: &[&str]| {
+            let args = ["rlhf-t2i", "world", "reproduce"].iter().chain(flags);
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::World {
+                    command: WorldCommand::Reproduce { plan, .. },
+                } => plan.plan(),
+                _ => panic!("not world reproduce"),
+            }
+        };
+        let plan = parse(&[
             "--quick",
             "--train-images-scale",
             "4",
@@ -1145,32 +1138,6 @@ mod tests {
             "400",
         ])
         .unwrap();
-        let Command::World {
-            command:
-                WorldCommand::Reproduce {
-                    quick,
-                    scheduler,
-                    steps,
-                    guidance,
-                    train_images_scale,
-                    eval_images,
-                    finetune_steps,
-                    ..
-                },
-        } = cli.command
-        else {
-            panic!("not world reproduce");
-        };
-        let plan = reproduce_plan(
-            quick,
-            scheduler,
-            steps,
-            guidance,
-            train_images_scale,
-            eval_images,
-            finetune_steps,
-        )
-        .unwrap();
         assert!(plan.quick);
         assert_eq!(plan.train_images_scale, 4.0);
         assert_eq!(plan.eval_images_per_prompt, 3);
@@ -1178,9 +1145,9 @@ mod tests {
         // Unset flags keep the quick plan's values.
         let quick = crate::world::reproduce::ReproducePlan::quick();
         assert_eq!((plan.steps, plan.guidance), (quick.steps, quick.guidance));
-        let e = reproduce_plan(false, None, None, None, Some(0.0), None, None).unwrap_err();
+        let e = parse(&["--train-images-scale", "0"]).unwrap_err();
         assert!(e.to_string().contains("must be positive"), "{e}");
-        assert!(reproduce_plan(false, None, None, None, None, Some(0), None).is_err());
+        assert!(parse(&["--eval-images", "0"]).is_err());
     }
 
     #[test]
