@@ -6,6 +6,7 @@
 //! `HYBRID=T` (DDPM above timestep T, DDIM at and below).
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::ddim::{ddim_step, ddpm_step};
+use rlhf_t2i::diffusion::sampler::per_sample_noise;
 use rlhf_t2i::diffusion::schedule::timestep_tensor;
 use rlhf_t2i::pipeline::StableDiffusion;
 use rlhf_t2i::runtime::{randn, rng};
@@ -81,11 +82,7 @@ fn main() -> anyhow::Result<()> {
                     let b = bad.unet.forward(&z, &ts(n)?, &bc)?;
                     v = (v + ((&c - &b)? * (w - 1.0))?)?;
                 }
-                let noise: Vec<Tensor> = rngs
-                    .iter_mut()
-                    .map(|r| randn(r, &shape, DType::F32, &d))
-                    .collect::<Result<_, _>>()?;
-                let noise = Tensor::stack(&noise, 0)?;
+                let noise = per_sample_noise(&mut rngs, &shape, &z)?;
                 z = if ddim || hybrid.is_some_and(|h| t <= h) {
                     ddim_step(&good.schedule, &v, t, stride, &z, 0.0, None)?
                 } else {
