@@ -434,9 +434,9 @@ fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
     UNet2DConditionModel::new(store.var_builder(), &config)?;
     let unet_dir = sd_init.join("unet");
     let (scheduler, index) = if plan.latent {
-        (SCHEDULER, MODEL_INDEX)
+        (SCHEDULER, MODEL_INDEX.to_string())
     } else {
-        (WORLD_SCHEDULER, WORLD_MODEL_INDEX)
+        (WORLD_SCHEDULER, pixel_model_index(config.in_channels)?)
     };
     write_atomic(
         &sd_init.join("scheduler/scheduler_config.json"),
@@ -449,6 +449,22 @@ fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
         &unet_dir.join("diffusion_pytorch_model.safetensors"),
         DType::F32,
     )
+}
+
+/// The world's `model_index.json` for a pixel-space UNet of `in_channels` channels: RGB
+/// patches of side p fold into 3 p^2 channels, so the patch follows from the config.
+fn pixel_model_index(in_channels: usize) -> Result<String> {
+    let patch = (1..=8)
+        .find(|p| 3 * p * p == in_channels)
+        .with_context(|| {
+            format!(
+                "a pixel-space world UNet takes 3 p^2 input channels (RGB patches of side p: \
+                 3, 12, 27, 48, ...), not {in_channels}"
+            )
+        })?;
+    let mut index: serde_json::Value = serde_json::from_str(WORLD_MODEL_INDEX)?;
+    index["pixel_patch_size"] = patch.into();
+    Ok(serde_json::to_string_pretty(&index)?)
 }
 
 /// What `--continue-from` takes of an earlier `sd/`: the UNet with its schedule (its weights
@@ -524,11 +540,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_pixel_patch_follows_the_unet_channels() {
+        let patch = |c| -> u64 {
+            let index: serde_json::Value =
+                serde_json::from_str(&pixel_model_index(c).unwrap()).unwrap();
+            index["pixel_patch_size"].as_u64().unwrap()
+        };
+        assert_eq!(patch(12), 2);
+        assert_eq!(patch(48), 4);
+        assert_eq!(patch(3), 1);
+        let err = pixel_model_index(16).unwrap_err().to_string();
+        assert!(err.contains("not 16"), "{err}");
+    }
+
+    #[test]
     fn every_world_unet_config_builds_a_unet() {
         let wide = include_str!("../../../configs/world/unet-wide.json");
+        let p4 = include_str!("../../../configs/world/unet-p4.json");
         for (name, json) in [
             ("unet.json", WORLD_UNET),
             ("unet-wide.json", wide),
+            ("unet-p4.json", p4),
             ("unet-latent.json", WORLD_LATENT_UNET),
         ] {
             let config: UNetConfig = serde_json::from_str(json).expect(name);
