@@ -21,6 +21,7 @@ use crate::finetune::trainer::{load_base, Trainer};
 use crate::io::atomic::write_atomic;
 use crate::io::jsonl::read_jsonl;
 use crate::models::clip::ClipConfig;
+use crate::models::image_space::ImageSpace;
 use crate::models::unet::{UNet2DConditionModel, UNetConfig};
 use crate::models::vae::VaeConfig;
 use crate::train::optim::AdamWConfig;
@@ -451,11 +452,11 @@ fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
     )
 }
 
-/// The world's `model_index.json` for a pixel-space UNet of `in_channels` channels: RGB
-/// patches of side p fold into 3 p^2 channels, so the patch follows from the config.
+/// The world's `model_index.json` for a pixel-space UNet of `in_channels` channels: the patch
+/// whose pixel space has that many channels (3 p^2).
 fn pixel_model_index(in_channels: usize) -> Result<String> {
     let patch = (1..=8)
-        .find(|p| 3 * p * p == in_channels)
+        .find(|&patch| ImageSpace::Pixel { patch }.channels() == in_channels)
         .with_context(|| {
             format!(
                 "a pixel-space world UNet takes 3 p^2 input channels (RGB patches of side p: \
