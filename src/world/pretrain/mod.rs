@@ -437,7 +437,16 @@ fn fresh_unet(plan: &PretrainPlan, sd_init: &Path) -> Result<()> {
     let (scheduler, index) = if plan.latent {
         (SCHEDULER, MODEL_INDEX.to_string())
     } else {
-        (WORLD_SCHEDULER, pixel_model_index(config.in_channels)?)
+        (
+            WORLD_SCHEDULER,
+            pixel_model_index(config.in_channels).with_context(|| {
+                let file = plan.unet_config.as_deref();
+                let file = file.map_or("configs/world/unet.json".into(), |p| {
+                    p.display().to_string()
+                });
+                format!("the UNet config {file}")
+            })?,
+        )
     };
     write_atomic(
         &sd_init.join("scheduler/scheduler_config.json"),
