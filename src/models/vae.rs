@@ -3,7 +3,7 @@
 //! images in [-1, 1]. Reads its architecture from `vae/config.json`.
 
 use crate::models::nn::{attention, conv2d, group_norm, linear, silu, Conv2d, GroupNorm, Linear};
-use crate::models::unet::resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
+use crate::models::unet::resnet::{Downsample2D, ResnetBlock2D, TimeInput, Upsample2D};
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -130,7 +130,7 @@ impl VaeMid {
                 vb.pp("resnets").pp(0),
                 channels,
                 channels,
-                None,
+                TimeInput::None,
                 groups,
                 1e-6,
             )?,
@@ -147,7 +147,7 @@ impl VaeMid {
                 vb.pp("resnets").pp(1),
                 channels,
                 channels,
-                None,
+                TimeInput::None,
                 groups,
                 1e-6,
             )?,
@@ -187,7 +187,7 @@ impl Encoder {
                         vbb.pp("resnets").pp(j),
                         if j == 0 { cin } else { ch[i] },
                         ch[i],
-                        None,
+                        TimeInput::None,
                         g,
                         1e-6,
                     )
@@ -250,7 +250,7 @@ impl Decoder {
                         vbb.pp("resnets").pp(j),
                         if j == 0 { prev } else { cout },
                         cout,
-                        None,
+                        TimeInput::None,
                         g,
                         1e-6,
                     )

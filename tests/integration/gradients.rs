@@ -32,6 +32,17 @@ fn every_unet_parameter_gets_the_reference_gradient() {
     assert_close("loss", &loss.reshape(1).unwrap(), &g["loss"], 1e-4);
     let grads = loss.backward().unwrap();
 
+    assert_gradients(&params, &grads, &g);
+}
+
+/// Every parameter's gradient norm equals the reference's `gradnorm.NAME` (and the whole gradient
+/// its `grad.NAME`, where stored), relative to the largest norm for parameters whose true gradient
+/// is zero.
+fn assert_gradients(
+    params: &rlhf_t2i::weights::ParamStore,
+    grads: &candle_core::backprop::GradStore,
+    g: &std::collections::HashMap<String, candle_core::Tensor>,
+) {
     let vars = params.named_vars();
     let expected_norms: Vec<&String> = g.keys().filter(|k| k.starts_with("gradnorm.")).collect();
     assert_eq!(
@@ -75,4 +86,30 @@ fn every_unet_parameter_gets_the_reference_gradient() {
         vars.len()
     );
     assert!(worst < 1e-3, "gradient norm relative error {worst:.3e}");
+}
+
+/// The same for a UNet whose resnets take the time embedding as a scale and shift after their
+/// second GroupNorm (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json),
+/// against `scripts/make_scale_shift_fixture.py`: loss = mean(out^2).
+#[test]
+fn a_scale_shift_unet_gets_the_reference_gradient() {
+    let r = reference("unet_scale_shift");
+    let (unet, params) = load_unet(
+        &ModelSource::Local(fixtures().join("tiny-world-unet")),
+        Mode::Trainable,
+        DType::F32,
+        &dev(),
+    )
+    .unwrap();
+    let on = |t: &candle_core::Tensor| t.to_dtype(DType::F32).unwrap().to_device(&dev()).unwrap();
+    let out = unet
+        .forward(
+            &on(&r["sample"]),
+            &on(&r["timestep"]),
+            &on(&r["encoder_hidden_states"]),
+        )
+        .unwrap();
+    let loss = out.sqr().unwrap().mean_all().unwrap();
+    assert_close("loss", &loss.reshape(1).unwrap(), &r["loss"], 1e-4);
+    assert_gradients(&params, &loss.backward().unwrap(), &r);
 }

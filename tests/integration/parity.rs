@@ -33,6 +33,25 @@ fn unet_matches_diffusers() {
     assert_close("unet", &out, &r["out"], tol(TOL));
 }
 
+/// A UNet whose resnets take the time embedding as a scale and shift after their second GroupNorm
+/// (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json), at the world UNet's
+/// shape, against `scripts/make_scale_shift_fixture.py`.
+#[test]
+fn scale_shift_unet_matches_diffusers() {
+    let r = reference("unet_scale_shift");
+    let source = ModelSource::Local(fixtures().join("tiny-world-unet"));
+    let (unet, _) = load_unet(&source, Mode::Frozen, dt(), &dev()).unwrap();
+    let t = input(&r["timestep"].to_dtype(DType::F32).unwrap());
+    let out = unet
+        .forward(
+            &input(&r["sample"]),
+            &t,
+            &input(&r["encoder_hidden_states"]),
+        )
+        .unwrap();
+    assert_close("unet (scale_shift)", &out, &r["out"], tol(TOL));
+}
+
 #[test]
 fn vae_matches_diffusers() {
     let r = reference("vae");

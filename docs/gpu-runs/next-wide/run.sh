@@ -6,10 +6,13 @@
 # stages resume, so a cut run goes on here on the CPU from the unpacked folder). Needs a CUDA binary
 # built from a commit with `world reproduce --scheduler` (2026-11-27, second session) in
 # .gpu/rlhf-t2i.xz. Judge here afterwards: worldjudge gen/manifest.jsonl; strengthprobe sd 64 3.
-#   run: bash .gpu/run4.sh MINUTES [BATCH] [LR] [SNR_GAMMA] [REPRO_S=180]   (carry [".gpu"])
+#   run: bash .gpu/run4.sh MINUTES [BATCH] [LR] [SNR_GAMMA] [REPRO_S=180] [UNET_CONFIG]   (carry [".gpu"])
+# UNET_CONFIG defaults to configs/world/unet-wide.json; configs/world/unet-ss.json (the time embedding
+# as a scale and shift, 2026-11-27 fifth session) needs a binary built from that session or later.
 set -u
 G=.gpu
 MIN="${1:-8}"; B="${2:-256}"; LR="${3:-1.5e-3}"; SNR="${4:-}"; REPRO_S="${5:-180}"
+UNET="${6:-configs/world/unet-wide.json}"
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 1000 > "$OUT/gpumem4.csv" 2>&1 &
@@ -21,7 +24,7 @@ RUN="bash $G/run-on-device.sh"
 D=/tmp/wide; mkdir -p "$D"
 EXTRA=(); [ -n "$SNR" ] && EXTRA=(--unet-snr-gamma "$SNR")
 timeout $(( ${MIN%.*} * 60 + 120 )) $RUN /tmp/rlhf-t2i world pretrain --out "$D" --images 20000 \
-  --continue-from assets/world --unet-config configs/world/unet-wide.json \
+  --continue-from assets/world --unet-config "$UNET" \
   --unet-batch "$B" --unet-lr "$LR" --unet-steps 1000000 --unet-minutes "$MIN" "${EXTRA[@]}" \
   --device cuda > "$D/pretrain.log" 2>&1
 echo "exit $?" >> "$D/pretrain.log"

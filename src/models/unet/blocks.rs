@@ -2,7 +2,7 @@
 //! `CrossAttnDownBlock2D` / `DownBlock2D`, `UNetMidBlock2DCrossAttn`, `CrossAttnUpBlock2D` /
 //! `UpBlock2D`. A block without attentions is the plain variant.
 
-use super::resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
+use super::resnet::{Downsample2D, ResnetBlock2D, TimeInput, Upsample2D};
 use super::transformer::{Transformer2D, Transformer2DConfig};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 /// What every block of one UNet shares.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockCommon {
-    pub temb_channels: usize,
+    pub time: TimeInput,
     pub groups: usize,
     pub eps: f64,
     pub context_dim: usize,
@@ -68,7 +68,7 @@ impl DownBlock {
                 vb.pp("resnets").pp(i),
                 rin,
                 cout,
-                Some(c.temb_channels),
+                c.time,
                 c.groups,
                 c.eps,
             )?);
@@ -130,7 +130,7 @@ impl MidBlock {
                 vb.pp("resnets").pp(0),
                 channels,
                 channels,
-                Some(c.temb_channels),
+                c.time,
                 c.groups,
                 c.eps,
             )?,
@@ -139,7 +139,7 @@ impl MidBlock {
                 vb.pp("resnets").pp(1),
                 channels,
                 channels,
-                Some(c.temb_channels),
+                c.time,
                 c.groups,
                 c.eps,
             )?,
@@ -183,7 +183,7 @@ impl UpBlock {
                 vb.pp("resnets").pp(i),
                 rin + skip,
                 cout,
-                Some(c.temb_channels),
+                c.time,
                 c.groups,
                 c.eps,
             )?);

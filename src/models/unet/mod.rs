@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use blocks::{BlockCommon, DownBlock, MidBlock, UpBlock};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
+use resnet::TimeInput;
 use serde::{Deserialize, Serialize};
 
 /// An int or a per-block list, as diffusers writes `attention_head_dim`.
@@ -134,8 +135,8 @@ impl UNetConfig {
             }
         }
         if let Some(t) = self.resnet_time_scale_shift.as_deref() {
-            if t != "default" {
-                bail!("unet config: resnet_time_scale_shift `{t}` is not supported");
+            if t != "default" && t != "scale_shift" {
+                bail!("unet config: resnet_time_scale_shift `{t}` is not supported (default, scale_shift)");
             }
         }
         if self.act_fn != "silu" {
@@ -209,7 +210,15 @@ impl UNet2DConditionModel {
         let n = ch.len();
         let temb = ch[0] * 4;
         let common = BlockCommon {
-            temb_channels: temb,
+            time: if config.resnet_time_scale_shift.as_deref() == Some("scale_shift") {
+                TimeInput::ScaleShift {
+                    temb_channels: temb,
+                }
+            } else {
+                TimeInput::Add {
+                    temb_channels: temb,
+                }
+            },
             groups: config.norm_num_groups,
             eps: config.norm_eps,
             context_dim: config.cross_attention_dim,

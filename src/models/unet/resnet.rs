@@ -5,31 +5,53 @@ use crate::models::nn::{conv2d, group_norm, linear, silu, Conv2d, GroupNorm, Lin
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+/// How a resnet takes the UNet's time embedding (diffusers' `time_embedding_norm`, set by the UNet
+/// config's `resnet_time_scale_shift`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeInput {
+    /// No time embedding (the VAE).
+    None,
+    /// Projected to the block's width and added before `norm2` (SD1.5's "default"). Where a
+    /// GroupNorm group holds one channel, `norm2` removes it entirely.
+    Add { temb_channels: usize },
+    /// Projected to a per-channel scale and shift applied after `norm2` ("scale_shift", as in
+    /// improved DDPM and ADM): no normalisation can remove it.
+    ScaleShift { temb_channels: usize },
+}
+
 #[derive(Debug, Clone)]
 pub struct ResnetBlock2D {
     norm1: GroupNorm,
     conv1: Conv2d,
     time_emb_proj: Option<Linear>,
+    scale_shift: bool,
     norm2: GroupNorm,
     conv2: Conv2d,
     conv_shortcut: Option<Conv2d>,
 }
 
 impl ResnetBlock2D {
-    /// `temb_channels = None` builds the VAE variant with no time-embedding projection.
     pub fn new(
         vb: VarBuilder,
         cin: usize,
         cout: usize,
-        temb_channels: Option<usize>,
+        time: TimeInput,
         groups: usize,
         eps: f64,
     ) -> Result<Self> {
         let norm1 = group_norm(groups, cin, eps, vb.pp("norm1"))?;
         let conv1 = conv2d(cin, cout, 3, 1, 1, vb.pp("conv1"))?;
-        let time_emb_proj = match temb_channels {
-            Some(t) => Some(linear(t, cout, true, vb.pp("time_emb_proj"))?),
-            None => None,
+        let time_emb_proj = match time {
+            TimeInput::None => None,
+            TimeInput::Add { temb_channels } => {
+                Some(linear(temb_channels, cout, true, vb.pp("time_emb_proj"))?)
+            }
+            TimeInput::ScaleShift { temb_channels } => Some(linear(
+                temb_channels,
+                2 * cout,
+                true,
+                vb.pp("time_emb_proj"),
+            )?),
         };
         let norm2 = group_norm(groups, cout, eps, vb.pp("norm2"))?;
         let conv2 = conv2d(cout, cout, 3, 1, 1, vb.pp("conv2"))?;
@@ -42,6 +64,7 @@ impl ResnetBlock2D {
             norm1,
             conv1,
             time_emb_proj,
+            scale_shift: matches!(time, TimeInput::ScaleShift { .. }),
             norm2,
             conv2,
             conv_shortcut,
@@ -49,12 +72,24 @@ impl ResnetBlock2D {
     }
 
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
-        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(&silu(temb)?)?.unsqueeze(2)?.unsqueeze(3)?;
-            h = h.broadcast_add(&t)?;
-        }
-        let h = self.conv2.forward(&silu(&self.norm2.forward(&h)?)?)?;
+        let h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
+        let h = match (&self.time_emb_proj, temb) {
+            (Some(proj), Some(temb)) => {
+                let t = proj.forward(&silu(temb)?)?.unsqueeze(2)?.unsqueeze(3)?;
+                if self.scale_shift {
+                    let c = t.dim(1)? / 2;
+                    let scale = (t.narrow(1, 0, c)? + 1.0)?;
+                    self.norm2
+                        .forward(&h)?
+                        .broadcast_mul(&scale)?
+                        .broadcast_add(&t.narrow(1, c, c)?)?
+                } else {
+                    self.norm2.forward(&h.broadcast_add(&t)?)?
+                }
+            }
+            _ => self.norm2.forward(&h)?,
+        };
+        let h = self.conv2.forward(&silu(&h)?)?;
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),

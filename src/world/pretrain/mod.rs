@@ -565,14 +565,17 @@ mod tests {
 
     #[test]
     fn every_world_unet_config_builds_a_unet() {
-        let wide = include_str!("../../../configs/world/unet-wide.json");
-        let p4 = include_str!("../../../configs/world/unet-p4.json");
-        for (name, json) in [
-            ("unet.json", WORLD_UNET),
-            ("unet-wide.json", wide),
-            ("unet-p4.json", p4),
-            ("unet-latent.json", WORLD_LATENT_UNET),
-        ] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/world");
+        let mut configs: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("unet") && n.ends_with(".json"))
+            .map(|n| (n.clone(), std::fs::read_to_string(dir.join(&n)).unwrap()))
+            .collect();
+        configs.sort();
+        assert!(configs.len() >= 5, "{configs:?}");
+        for (name, json) in &configs {
+            let name = name.as_str();
             let config: UNetConfig = serde_json::from_str(json).expect(name);
             let store = ParamStore::random(0, name, Mode::Frozen, DType::F32, &Device::Cpu);
             UNet2DConditionModel::new(store.var_builder(), &config).expect(name);
