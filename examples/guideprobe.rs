@@ -3,7 +3,8 @@
 //! `cfg:G` (classifier-free guidance, the usual), `auto:W` (autoguidance, Karras et al. 2024:
 //! the conditional output of a weaker model of the same kind, pushed towards the good model's,
 //! `bad + W (good - bad)`) or `both:G:W` (the two added). DDPM 50 steps; `DDIM=1`, `STEPS=S`,
-//! `HYBRID=T` (DDPM above timestep T, DDIM at and below).
+//! `HYBRID=T` (DDPM above timestep T, DDIM at and below); `EPS_SCALE=L` divides the predicted
+//! noise by L at every step (epsilon scaling against exposure bias, Ning et al. 2024).
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::ddim::{ddim_step, ddpm_step};
 use rlhf_t2i::diffusion::sampler::per_sample_noise;
@@ -35,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .map(|s| s.parse())
         .transpose()?;
+    let eps_scale: f64 = std::env::var("EPS_SCALE").map_or(Ok(1.0), |s| s.parse())?;
     let prompts = rlhf_t2i::world::dataset::eval_prompts(0)?;
     let mut jobs = Vec::new();
     for p in &prompts {
@@ -81,6 +83,14 @@ fn main() -> anyhow::Result<()> {
                 if w != 1.0 {
                     let b = bad.unet.forward(&z, &ts(n)?, &bc)?;
                     v = (v + ((&c - &b)? * (w - 1.0))?)?;
+                }
+                if eps_scale != 1.0 && good.schedule.alpha_bar(t as i64) > 1e-4 {
+                    // v = a eps - s x0 with x_t = a x0 + s eps: divide eps by L, keep x_t.
+                    let ab = good.schedule.alpha_bar(t as i64);
+                    let (al, sg) = (ab.sqrt(), (1.0 - ab).sqrt());
+                    let eps = (((&z * sg)? + (&v * al)?)? / eps_scale)?;
+                    let x0 = ((&z - (&eps * sg)?)? / al)?;
+                    v = ((eps * al)? - (x0 * sg)?)?;
                 }
                 let noise = per_sample_noise(&mut rngs, &shape, &z)?;
                 z = if ddim || hybrid.is_some_and(|h| t <= h) {
