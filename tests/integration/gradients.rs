@@ -1,28 +1,44 @@
 //! The UNet is trainable: every parameter receives a gradient from a denoising loss, and the
-//! gradients equal PyTorch's on the same weights (`unet_grad.safetensors`). It runs in f32 on
+//! gradients equal PyTorch's on the same weights (`unet_grad.safetensors`; `unet_scale_shift` for a
+//! UNet that takes the time embedding as a scale and shift). It runs in f32 on
 //! `RLHF_T2I_TEST_DEVICE` (the CPU by default).
 
 use super::common::*;
-use candle_core::DType;
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
 use rlhf_t2i::pipeline::load_unet;
-use rlhf_t2i::weights::{Mode, ModelSource};
+use rlhf_t2i::weights::{Mode, ModelSource, ParamStore};
+use std::collections::HashMap;
 
-#[test]
-fn every_unet_parameter_gets_the_reference_gradient() {
-    let r = reference("unet");
-    let g = reference("unet_grad");
+/// The trainable f32 UNet of `fixtures/FOLDER`, its parameters, and its output on the reference's
+/// `sample`, `timestep` and `encoder_hidden_states`.
+fn trainable_unet_output(folder: &str, r: &HashMap<String, Tensor>) -> (ParamStore, Tensor) {
     let (unet, params) = load_unet(
-        &ModelSource::Local(fixtures().join("tiny-sd")),
+        &ModelSource::Local(fixtures().join(folder)),
         Mode::Trainable,
         DType::F32,
         &dev(),
     )
     .unwrap();
-    let on = |t: &candle_core::Tensor| t.to_dtype(DType::F32).unwrap().to_device(&dev()).unwrap();
-    let t = on(&r["timestep"]);
     let out = unet
-        .forward(&on(&r["sample"]), &t, &on(&r["encoder_hidden_states"]))
+        .forward(
+            &on(&r["sample"]),
+            &on(&r["timestep"]),
+            &on(&r["encoder_hidden_states"]),
+        )
         .unwrap();
+    (params, out)
+}
+
+fn on(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::F32).unwrap().to_device(&dev()).unwrap()
+}
+
+#[test]
+fn every_unet_parameter_gets_the_reference_gradient() {
+    let r = reference("unet");
+    let g = reference("unet_grad");
+    let (params, out) = trainable_unet_output("tiny-sd", &r);
     let loss = (out - on(&g["target"]))
         .unwrap()
         .sqr()
@@ -38,11 +54,7 @@ fn every_unet_parameter_gets_the_reference_gradient() {
 /// Every parameter's gradient norm equals the reference's `gradnorm.NAME` (and the whole gradient
 /// its `grad.NAME`, where stored), relative to the largest norm for parameters whose true gradient
 /// is zero.
-fn assert_gradients(
-    params: &rlhf_t2i::weights::ParamStore,
-    grads: &candle_core::backprop::GradStore,
-    g: &std::collections::HashMap<String, candle_core::Tensor>,
-) {
+fn assert_gradients(params: &ParamStore, grads: &GradStore, g: &HashMap<String, Tensor>) {
     let vars = params.named_vars();
     let expected_norms: Vec<&String> = g.keys().filter(|k| k.starts_with("gradnorm.")).collect();
     assert_eq!(
@@ -94,21 +106,7 @@ fn assert_gradients(
 #[test]
 fn a_scale_shift_unet_gets_the_reference_gradient() {
     let r = reference("unet_scale_shift");
-    let (unet, params) = load_unet(
-        &ModelSource::Local(fixtures().join("tiny-world-unet")),
-        Mode::Trainable,
-        DType::F32,
-        &dev(),
-    )
-    .unwrap();
-    let on = |t: &candle_core::Tensor| t.to_dtype(DType::F32).unwrap().to_device(&dev()).unwrap();
-    let out = unet
-        .forward(
-            &on(&r["sample"]),
-            &on(&r["timestep"]),
-            &on(&r["encoder_hidden_states"]),
-        )
-        .unwrap();
+    let (params, out) = trainable_unet_output("tiny-world-unet", &r);
     let loss = out.sqr().unwrap().mean_all().unwrap();
     assert_close("loss", &loss.reshape(1).unwrap(), &r["loss"], 1e-4);
     assert_gradients(&params, &loss.backward().unwrap(), &r);

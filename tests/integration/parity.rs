@@ -18,28 +18,10 @@ fn tiny_sd() -> ModelSource {
     ModelSource::Local(fixtures().join("tiny-sd"))
 }
 
-#[test]
-fn unet_matches_diffusers() {
-    let r = reference("unet");
-    let (unet, _) = load_unet(&tiny_sd(), Mode::Frozen, dt(), &dev()).unwrap();
-    let t = input(&r["timestep"].to_dtype(DType::F32).unwrap());
-    let out = unet
-        .forward(
-            &input(&r["sample"]),
-            &t,
-            &input(&r["encoder_hidden_states"]),
-        )
-        .unwrap();
-    assert_close("unet", &out, &r["out"], tol(TOL));
-}
-
-/// A UNet whose resnets take the time embedding as a scale and shift after their second GroupNorm
-/// (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json), at the world UNet's
-/// shape, against `scripts/make_scale_shift_fixture.py`.
-#[test]
-fn scale_shift_unet_matches_diffusers() {
-    let r = reference("unet_scale_shift");
-    let source = ModelSource::Local(fixtures().join("tiny-world-unet"));
+/// The UNet in `fixtures/FOLDER` on the reference's `sample`, `timestep` and
+/// `encoder_hidden_states` agrees with its `out`.
+fn assert_unet_matches(folder: &str, r: &std::collections::HashMap<String, Tensor>, what: &str) {
+    let source = ModelSource::Local(fixtures().join(folder));
     let (unet, _) = load_unet(&source, Mode::Frozen, dt(), &dev()).unwrap();
     let t = input(&r["timestep"].to_dtype(DType::F32).unwrap());
     let out = unet
@@ -49,7 +31,21 @@ fn scale_shift_unet_matches_diffusers() {
             &input(&r["encoder_hidden_states"]),
         )
         .unwrap();
-    assert_close("unet (scale_shift)", &out, &r["out"], tol(TOL));
+    assert_close(what, &out, &r["out"], tol(TOL));
+}
+
+#[test]
+fn unet_matches_diffusers() {
+    assert_unet_matches("tiny-sd", &reference("unet"), "unet");
+}
+
+/// A UNet whose resnets take the time embedding as a scale and shift after their second GroupNorm
+/// (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json), at the world UNet's
+/// shape, against `scripts/make_scale_shift_fixture.py`.
+#[test]
+fn scale_shift_unet_matches_diffusers() {
+    let r = reference("unet_scale_shift");
+    assert_unet_matches("tiny-world-unet", &r, "unet (scale_shift)");
 }
 
 #[test]
