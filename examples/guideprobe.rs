@@ -4,7 +4,10 @@
 //! the conditional output of a weaker model of the same kind, pushed towards the good model's,
 //! `bad + W (good - bad)`) or `both:G:W` (the two added). DDPM 50 steps; `DDIM=1`, `STEPS=S`,
 //! `HYBRID=T` (DDPM above timestep T, DDIM at and below); `EPS_SCALE=L` divides the predicted
-//! noise by L at every step (epsilon scaling against exposure bias, Ning et al. 2024).
+//! noise by L at every step (epsilon scaling against exposure bias, Ning et al. 2024);
+//! `TRACE=FILE.png` writes, for the first chunk's first 16 images, the clipped x0 prediction
+//! every 5 steps and the final image, a row per image (4x enlarged); `TSHIFT=D` asks the model
+//! about timestep (1 - D) t instead of t (a time-shifted sampler against exposure bias).
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::ddim::{ddim_step, ddpm_step};
 use rlhf_t2i::diffusion::sampler::per_sample_noise;
@@ -36,6 +39,8 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .map(|s| s.parse())
         .transpose()?;
+    let trace = std::env::var("TRACE").ok();
+    let tshift: f64 = std::env::var("TSHIFT").map_or(Ok(0.0), |s| s.parse())?;
     let eps_scale: f64 = std::env::var("EPS_SCALE").map_or(Ok(1.0), |s| s.parse())?;
     let prompts = rlhf_t2i::world::dataset::eval_prompts(0)?;
     let mut jobs = Vec::new();
@@ -57,7 +62,8 @@ fn main() -> anyhow::Result<()> {
         let t0 = std::time::Instant::now();
         let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        for chunk in jobs.chunks(40) {
+        for (ci, chunk) in jobs.chunks(40).enumerate() {
+            let tracing = trace.as_deref().filter(|_| ci == 0);
             let n = chunk.len();
             let texts: Vec<&str> = chunk.iter().map(|j| j.0.text.as_str()).collect();
             let empty = vec![""; n];
@@ -71,8 +77,10 @@ fn main() -> anyhow::Result<()> {
                 .map(|r| randn(r, &shape, DType::F32, &d))
                 .collect::<Result<_, _>>()?;
             let mut z = Tensor::stack(&init, 0)?;
-            for &t in &grid {
-                let ts = |k| timestep_tensor(&vec![t as u32; k], &d);
+            let mut frames: Vec<Vec<image::RgbImage>> = Vec::new();
+            for (k, &t) in grid.iter().enumerate() {
+                let tm = (t as f64 * (1.0 - tshift)).round() as u32;
+                let ts = |k| timestep_tensor(&vec![tm; k], &d);
                 let out = good.unet.forward(
                     &Tensor::cat(&[&z, &z], 0)?,
                     &ts(2 * n)?,
@@ -92,6 +100,14 @@ fn main() -> anyhow::Result<()> {
                     let x0 = ((&z - (&eps * sg)?)? / al)?;
                     v = ((eps * al)? - (x0 * sg)?)?;
                 }
+                if tracing.is_some() && k % 5 == 0 {
+                    let (x0, _) = good.schedule.split_prediction(&v, &z, t)?;
+                    frames.push(good.decode_to_images(&x0.clamp(-1f32, 1f32)?.narrow(
+                        0,
+                        0,
+                        n.min(16),
+                    )?)?);
+                }
                 let noise = per_sample_noise(&mut rngs, &shape, &z)?;
                 z = if ddim || hybrid.is_some_and(|h| t <= h) {
                     ddim_step(&good.schedule, &v, t, stride, &z, 0.0, None)?
@@ -99,7 +115,12 @@ fn main() -> anyhow::Result<()> {
                     ddpm_step(&good.schedule, &v, t, stride, &z, &noise)?
                 };
             }
-            for (im, (p, _)) in good.decode_to_images(&z)?.iter().zip(chunk) {
+            let images = good.decode_to_images(&z)?;
+            if let Some(path) = tracing {
+                frames.push(images.iter().take(16).cloned().collect());
+                write_trace(path, &frames)?;
+            }
+            for (im, (p, _)) in images.iter().zip(chunk) {
                 let claim = rlhf_t2i::world::dataset::claim_of(p)?;
                 let v = judge(&observe(im.as_raw(), 32, 32)?, &claim);
                 for k in ["all".to_string(), format!("{:?}", p.category)] {
@@ -127,5 +148,26 @@ fn main() -> anyhow::Result<()> {
             t0.elapsed().as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Frames (one per traced step, each a list of images) as a sheet: a row per image, a column per
+/// step, each pixel 4x4.
+fn write_trace(path: &str, frames: &[Vec<image::RgbImage>]) -> anyhow::Result<()> {
+    let (cols, rows) = (frames.len() as u32, frames[0].len() as u32);
+    let s = 4 * 32 + 4;
+    let mut sheet = image::RgbImage::from_pixel(cols * s, rows * s, image::Rgb([255, 0, 255]));
+    for (c, frame) in frames.iter().enumerate() {
+        for (r, im) in frame.iter().enumerate() {
+            let big = image::imageops::resize(im, 128, 128, image::imageops::FilterType::Nearest);
+            image::imageops::replace(
+                &mut sheet,
+                &big,
+                (c as u32 * s) as i64,
+                (r as u32 * s) as i64,
+            );
+        }
+    }
+    sheet.save(path)?;
     Ok(())
 }
