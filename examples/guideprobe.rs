@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
                 .collect::<Result<_, _>>()?;
             let mut z = Tensor::stack(&init, 0)?;
             let mut frames: Vec<Vec<image::RgbImage>> = Vec::new();
-            for (k, &t) in grid.iter().enumerate() {
+            for (step, &t) in grid.iter().enumerate() {
                 let tm = (t as f64 * (1.0 - tshift)).round() as u32;
                 let ts = |k| timestep_tensor(&vec![tm; k], &d);
                 let out = good.unet.forward(
@@ -92,15 +92,15 @@ fn main() -> anyhow::Result<()> {
                     let b = bad.unet.forward(&z, &ts(n)?, &bc)?;
                     v = (v + ((&c - &b)? * (w - 1.0))?)?;
                 }
-                if eps_scale != 1.0 && good.schedule.alpha_bar(t as i64) > 1e-4 {
+                let ab = good.schedule.alpha_bar(t as i64);
+                if eps_scale != 1.0 && ab > 1e-4 {
                     // v = a eps - s x0 with x_t = a x0 + s eps: divide eps by L, keep x_t.
-                    let ab = good.schedule.alpha_bar(t as i64);
                     let (al, sg) = (ab.sqrt(), (1.0 - ab).sqrt());
                     let eps = (((&z * sg)? + (&v * al)?)? / eps_scale)?;
                     let x0 = ((&z - (&eps * sg)?)? / al)?;
                     v = ((eps * al)? - (x0 * sg)?)?;
                 }
-                if tracing.is_some() && k % 5 == 0 {
+                if tracing.is_some() && step % 5 == 0 {
                     let (x0, _) = good.schedule.split_prediction(&v, &z, t)?;
                     frames.push(good.decode_to_images(&x0.clamp(-1f32, 1f32)?.narrow(
                         0,
