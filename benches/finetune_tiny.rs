@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             caption_dropout: 0.0,
             timestep_range: None,
             snr_gamma: None,
+            input_perturbation: 0.0,
         };
         let data = model_dataset(&gen.manifest, &Weights::Scores(d.join("s.jsonl")))?;
         let mut t = Trainer::new(

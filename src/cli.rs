@@ -531,6 +531,11 @@ pub enum WorldCommand {
         /// count more than the nearly clean ones; default the plain v loss
         #[arg(long)]
         unet_snr_gamma: Option<f64>,
+        /// Perturb the UNet's training inputs (DDPM-IP, e.g. 0.1): noised with noise + p * xi
+        /// while the target keeps the noise, against the exposure bias that erases a
+        /// sampler's faint objects; default 0 (off)
+        #[arg(long, default_value_t = 0.0)]
+        unet_input_perturbation: f64,
         /// Then fine-tune the VAE's decoder for this many steps on noisy latents (the encoder,
         /// and so the UNet's latent space, is unchanged)
         #[arg(long, default_value_t = 0)]
@@ -725,6 +730,7 @@ pub fn main() -> Result<()> {
                 unet_minutes,
                 unet_timesteps,
                 unet_snr_gamma,
+                unet_input_perturbation,
                 decoder_steps,
                 latent,
                 device,
@@ -742,6 +748,7 @@ pub fn main() -> Result<()> {
                     unet_minutes,
                     unet_timesteps,
                     unet_snr_gamma,
+                    unet_input_perturbation,
                     decoder_steps,
                     latent,
                 };

@@ -56,6 +56,12 @@ pub struct FinetuneConfig {
     /// default): the plain loss of the schedule's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snr_gamma: Option<f64>,
+    /// Input perturbation (DDPM-IP, Ning et al. 2023; diffusers' `--input_perturbation`, 0.1 in
+    /// its paper): the noised input is built from `noise + p * xi` with a fresh `xi` while the
+    /// target keeps `noise`, so the model also learns from inputs a little off the true noised
+    /// images, as its own samples are (exposure bias). 0, the default: off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_perturbation: f64,
 }
 
 fn is_zero(x: &f64) -> bool {

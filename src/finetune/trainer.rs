@@ -58,7 +58,8 @@ pub fn sample_weights(rewards: &[f32], n_pre: usize, beta: f64) -> Vec<f32> {
 }
 
 /// sum_i w_i * mean_{c,h,w} (pred_i - target_i)^2 for a batch at per-sample timesteps, and the
-/// per-sample squared errors (for the log).
+/// per-sample squared errors (for the log). With `input_extra` (DDPM-IP) the input is noised
+/// with `noise + input_extra` while the target is that of `noise`.
 #[allow(clippy::too_many_arguments)]
 pub fn weighted_denoising_loss(
     unet: &UNet2DConditionModel,
@@ -68,8 +69,12 @@ pub fn weighted_denoising_loss(
     timesteps: &[u32],
     context: &Tensor,
     weights: &[f32],
+    input_extra: Option<&Tensor>,
 ) -> Result<(Tensor, Vec<f32>)> {
-    let x_t = schedule.add_noise(x0, noise, timesteps)?;
+    let x_t = match input_extra {
+        Some(extra) => schedule.add_noise(x0, &(noise + extra)?, timesteps)?,
+        None => schedule.add_noise(x0, noise, timesteps)?,
+    };
     let target = schedule.target(x0, noise, timesteps)?;
     let t = crate::diffusion::schedule::timestep_tensor(timesteps, x0.device())?;
     let pred = unet.forward(&x_t, &t, context)?;
@@ -142,6 +147,12 @@ impl<'a> Trainer<'a> {
             bail!(
                 "snr_gamma must be a positive number, got {:?}",
                 config.snr_gamma
+            );
+        }
+        if !(config.input_perturbation >= 0.0 && config.input_perturbation.is_finite()) {
+            bail!(
+                "input_perturbation must be a number >= 0, got {}",
+                config.input_perturbation
             );
         }
         let master = sd.unet_params.clone();
@@ -477,6 +488,14 @@ impl<'a> Trainer<'a> {
             DType::F32,
             &self.sd.device,
         )?;
+        // Its own stream too, so that without it every other draw is as it was.
+        let extra = if c.input_perturbation > 0.0 {
+            let mut r = rng(derive_seed(c.seed, &[micro, 4]));
+            let xi = randn(&mut r, noise.dims(), DType::F32, &self.sd.device)?;
+            Some((xi * c.input_perturbation)?)
+        } else {
+            None
+        };
         let context = self.text_states(&model_refs, &pre_refs)?;
         let dtype = self.compute_dtype();
         let (x0, noise, context) = (
@@ -484,6 +503,7 @@ impl<'a> Trainer<'a> {
             noise.to_dtype(dtype)?,
             context.to_dtype(dtype)?,
         );
+        let extra = extra.map(|e| e.to_dtype(dtype)).transpose()?;
         let (loss, per_sample) = weighted_denoising_loss(
             self.unet(),
             &self.sd.schedule,
@@ -492,6 +512,7 @@ impl<'a> Trainer<'a> {
             &timesteps,
             &context,
             &weights,
+            extra.as_ref(),
         )?;
         let total = loss.to_scalar::<f32>()? as f64;
         if !total.is_finite() {

@@ -128,6 +128,7 @@ pub fn config(steps: u64, beta: f64) -> FinetuneConfig {
         caption_dropout: 0.0,
         timestep_range: None,
         snr_gamma: None,
+        input_perturbation: 0.0,
     }
 }
 
@@ -165,13 +166,16 @@ pub fn unet_weights(s: &Setup, out: &str) -> Vec<(String, Vec<f32>)> {
     v
 }
 
-#[test]
-fn loss_falls_on_a_fixed_batch() {
+/// The loss over 15 AdamW steps on one fixed batch, its inputs noised with `noise + p * xi`
+/// (DDPM-IP) where `perturbation` is `Some(p)`.
+fn fixed_batch_losses(perturbation: Option<f64>) -> Vec<f32> {
     let s = setup(1, 2);
     let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
     let mut r = rng(1);
     let x0 = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
     let noise = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
+    let extra = perturbation
+        .map(|p| (randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap() * p).unwrap());
     let ctx = sd.encode_prompts(&["One dog.", "Two cats."]).unwrap();
     let mut opt = AdamW::new(
         sd.unet_params.named_vars(),
@@ -191,12 +195,36 @@ fn loss_falls_on_a_fixed_batch() {
             &[300, 700],
             &ctx,
             &[0.5, 0.5],
+            extra.as_ref(),
         )
         .unwrap();
         losses.push(loss.to_scalar::<f32>().unwrap());
         opt.step(&loss.backward().unwrap(), 1e-3, 1.0).unwrap();
     }
+    losses
+}
+
+#[test]
+fn loss_falls_on_a_fixed_batch() {
+    let losses = fixed_batch_losses(None);
     println!("fixed-batch loss: {:.4} -> {:.4}", losses[0], losses[14]);
+    assert!(losses[14] < 0.5 * losses[0], "{losses:?}");
+}
+
+/// With DDPM-IP the input differs from the target's noised image, so the first loss differs,
+/// and training still brings it down.
+#[test]
+fn loss_falls_on_a_fixed_batch_with_perturbed_inputs() {
+    let plain = fixed_batch_losses(None);
+    let losses = fixed_batch_losses(Some(0.5));
+    println!(
+        "perturbed fixed-batch loss: {:.4} -> {:.4}",
+        losses[0], losses[14]
+    );
+    assert!(
+        (losses[0] - plain[0]).abs() > 1e-3 * plain[0],
+        "{losses:?} vs {plain:?}"
+    );
     assert!(losses[14] < 0.5 * losses[0], "{losses:?}");
 }
 
@@ -223,6 +251,7 @@ fn an_image_of_reward_zero_contributes_nothing() {
             &[500, 100],
             &ctx,
             &[0.5, 0.0],
+            None,
         )
         .unwrap();
         let g = loss.backward().unwrap();

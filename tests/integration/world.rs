@@ -183,6 +183,7 @@ fn three_steps_from(models: &std::path::Path) -> rlhf_t2i::world::pretrain::Pret
         unet_minutes: None,
         unet_timesteps: None,
         unet_snr_gamma: None,
+        unet_input_perturbation: 0.0,
         decoder_steps: 0,
         latent: false,
     }

@@ -88,6 +88,9 @@ pub struct PretrainPlan {
     /// Min-SNR-gamma weighting of the UNet's loss (None: the plain v loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_snr_gamma: Option<f64>,
+    /// DDPM-IP input perturbation of the UNet's training inputs (0: off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unet_input_perturbation: f64,
     /// Steps of decoder hardening on noisy latents after the UNet (0: none; latent only).
     #[serde(default)]
     pub decoder_steps: usize,
@@ -351,6 +354,7 @@ fn train_unet_stage(
         caption_dropout: 0.1,
         timestep_range: plan.unet_timesteps,
         snr_gamma: plan.unet_snr_gamma,
+        input_perturbation: plan.unet_input_perturbation,
     };
     let mut trainer = Trainer::new(&sd, config, items, Vec::new(), &train_dir, true)?;
     let t = std::time::Instant::now();
@@ -543,6 +547,10 @@ fn read_unet_curve(train_dir: &Path) -> Result<Curve> {
 /// The model folders inside a pre-training output.
 pub fn model_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("sd"), out.join("clip"))
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 #[cfg(test)]

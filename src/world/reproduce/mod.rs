@@ -506,6 +506,7 @@ fn finetune_config(plan: &ReproducePlan, pretrain_loss: bool) -> FinetuneConfig 
         caption_dropout: 0.0,
         timestep_range: None,
         snr_gamma: None,
+        input_perturbation: 0.0,
     }
 }
 
