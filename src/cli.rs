@@ -382,6 +382,10 @@ pub enum Command {
         /// Weight each image's loss by min-SNR-gamma (diffusers' --snr_gamma; 5 is usual)
         #[arg(long)]
         snr_gamma: Option<f64>,
+        /// Perturb the noised inputs, not the targets (DDPM-IP, diffusers' --input_perturbation;
+        /// 0.1 is usual)
+        #[arg(long)]
+        input_perturbation: Option<f64>,
         /// Train only on timesteps LO..HI (default every timestep)
         #[arg(long, value_parser = parse_timestep_range)]
         timesteps: Option<[u32; 2]>,
@@ -963,6 +967,7 @@ pub fn main() -> Result<()> {
             grad_accum,
             ema_decay,
             snr_gamma,
+            input_perturbation,
             timesteps,
             cache_latents,
             checkpoint_every,
@@ -982,6 +987,7 @@ pub fn main() -> Result<()> {
             c.grad_accum = grad_accum.unwrap_or(c.grad_accum);
             c.ema_decay = ema_decay.or(c.ema_decay);
             c.snr_gamma = snr_gamma.or(c.snr_gamma);
+            c.input_perturbation = input_perturbation.unwrap_or(c.input_perturbation);
             c.timestep_range = timesteps.or(c.timestep_range);
             c.cache_latents |= cache_latents;
             c.checkpoint_every = checkpoint_every.unwrap_or(c.checkpoint_every);
