@@ -64,7 +64,8 @@ pub struct FinetuneConfig {
     pub input_perturbation: f64,
 }
 
-fn is_zero(x: &f64) -> bool {
+/// For `skip_serializing_if`: a setting left at its zero default is not written.
+pub(crate) fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 

@@ -89,7 +89,7 @@ pub struct PretrainPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet_snr_gamma: Option<f64>,
     /// DDPM-IP input perturbation of the UNet's training inputs (0: off).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::finetune::config::is_zero")]
     pub unet_input_perturbation: f64,
     /// Steps of decoder hardening on noisy latents after the UNet (0: none; latent only).
     #[serde(default)]
@@ -547,10 +547,6 @@ fn read_unet_curve(train_dir: &Path) -> Result<Curve> {
 /// The model folders inside a pre-training output.
 pub fn model_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.join("sd"), out.join("clip"))
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 #[cfg(test)]
