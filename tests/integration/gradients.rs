@@ -101,7 +101,7 @@ fn assert_gradients(params: &ParamStore, grads: &GradStore, g: &HashMap<String, 
 }
 
 /// The same for a UNet whose resnets take the time embedding as a scale and shift after their
-/// second GroupNorm (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json),
+/// second GroupNorm (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet.json),
 /// against `scripts/make_scale_shift_fixture.py`: loss = mean(out^2).
 #[test]
 fn a_scale_shift_unet_gets_the_reference_gradient() {

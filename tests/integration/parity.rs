@@ -40,7 +40,7 @@ fn unet_matches_diffusers() {
 }
 
 /// A UNet whose resnets take the time embedding as a scale and shift after their second GroupNorm
-/// (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet-ss.json), at the world UNet's
+/// (`resnet_time_scale_shift = "scale_shift"`, configs/world/unet.json), at the world UNet's
 /// shape, against `scripts/make_scale_shift_fixture.py`.
 #[test]
 fn scale_shift_unet_matches_diffusers() {

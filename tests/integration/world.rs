@@ -3,10 +3,12 @@
 //! the oracle as labeler) and writes its report, an output folder of other models is refused,
 //! and `world pretrain --continue-from` goes on from trained models.
 //!
-//! Not asserted yet: the directions of claims 1 and 2. The committed UNet is undertrained (its
-//! samples are faint blobs the oracle mostly rejects: about 1% judged good), so there is nothing
-//! for feedback to improve; see assets/world/pretrain.json. When better checkpoints land, assert
-//! `report::claim1_holds` and `report::claim2_holds` here.
+//! Asserted of the committed model: it is imperfect the way the issue asks (on the training
+//! prompts the oracle judges some but far from all of its samples good).
+//! Not asserted: the directions of claims 1 and 2, because they do not hold here yet (measured
+//! 2026-11-27: fine-tuning lowered alignment, and the learned reward did not beat the CLIP score
+//! beyond its interval; README, "The shape world"). Assert `report::claim1_holds` and
+//! `report::claim2_holds` here once they do.
 
 use candle_core::{DType, Device};
 use rlhf_t2i::embed::embedder::ClipEmbedder;
@@ -73,6 +75,13 @@ fn committed_world_models_load_and_the_quick_reproduction_runs() {
         );
     }
     assert_eq!(r.training_labels["all"].n, 240);
+    // Imperfect, not useless: 10.8% of the 240 (DDIM 10, guidance 5) on 2026-11-27; the model
+    // committed before judged about 1%.
+    let good = r.training_labels["all"].value;
+    assert!(
+        (0.05..0.6).contains(&good),
+        "share of the training prompts' samples judged good: {good}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## 1. Alignment") && md.contains("## 4. Fidelity"));
     // Said, not hidden: the report names each claim's verdict.
