@@ -60,7 +60,7 @@ pub struct ReproduceArgs {
     steps: Option<usize>,
     #[arg(long)]
     guidance: Option<f64>,
-    /// Multiply the training images per prompt (default 1, 0.5 with --quick)
+    /// Multiply the training images per prompt (default 4, 0.5 with --quick)
     #[arg(long)]
     train_images_scale: Option<f64>,
     /// Evaluation images per prompt (default 4, 2 with --quick)

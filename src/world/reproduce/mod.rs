@@ -55,7 +55,9 @@ impl ReproducePlan {
     pub fn full() -> ReproducePlan {
         ReproducePlan {
             quick: false,
-            train_images_scale: 1.0,
+            // 1,920 labeled images. With 480 (scale 1) the reward's preference accuracy was
+            // 56.9% against the CLIP score's 50.8%, with 1,920 70.8% against 50.8% (2026-11-27).
+            train_images_scale: 4.0,
             eval_images_per_prompt: 4,
             scheduler: SchedulerKind::Ddim,
             steps: 10,
