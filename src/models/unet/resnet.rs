@@ -19,12 +19,21 @@ pub enum TimeInput {
     ScaleShift { temb_channels: usize },
 }
 
+/// A resnet's projection of the time embedding (`time_emb_proj`), by how it is applied.
+#[derive(Debug, Clone)]
+enum TimeProj {
+    None,
+    /// To `cout` channels, added before `norm2`.
+    Add(Linear),
+    /// To `2 cout` channels: a scale (plus 1) and a shift after `norm2`.
+    ScaleShift(Linear),
+}
+
 #[derive(Debug, Clone)]
 pub struct ResnetBlock2D {
     norm1: GroupNorm,
     conv1: Conv2d,
-    time_emb_proj: Option<Linear>,
-    scale_shift: bool,
+    time_emb_proj: TimeProj,
     norm2: GroupNorm,
     conv2: Conv2d,
     conv_shortcut: Option<Conv2d>,
@@ -42,11 +51,11 @@ impl ResnetBlock2D {
         let norm1 = group_norm(groups, cin, eps, vb.pp("norm1"))?;
         let conv1 = conv2d(cin, cout, 3, 1, 1, vb.pp("conv1"))?;
         let time_emb_proj = match time {
-            TimeInput::None => None,
+            TimeInput::None => TimeProj::None,
             TimeInput::Add { temb_channels } => {
-                Some(linear(temb_channels, cout, true, vb.pp("time_emb_proj"))?)
+                TimeProj::Add(linear(temb_channels, cout, true, vb.pp("time_emb_proj"))?)
             }
-            TimeInput::ScaleShift { temb_channels } => Some(linear(
+            TimeInput::ScaleShift { temb_channels } => TimeProj::ScaleShift(linear(
                 temb_channels,
                 2 * cout,
                 true,
@@ -64,7 +73,6 @@ impl ResnetBlock2D {
             norm1,
             conv1,
             time_emb_proj,
-            scale_shift: matches!(time, TimeInput::ScaleShift { .. }),
             norm2,
             conv2,
             conv_shortcut,
@@ -73,19 +81,21 @@ impl ResnetBlock2D {
 
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
         let h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
+        let project = |proj: &Linear, temb: &Tensor| -> Result<Tensor> {
+            proj.forward(&silu(temb)?)?.unsqueeze(2)?.unsqueeze(3)
+        };
         let h = match (&self.time_emb_proj, temb) {
-            (Some(proj), Some(temb)) => {
-                let t = proj.forward(&silu(temb)?)?.unsqueeze(2)?.unsqueeze(3)?;
-                if self.scale_shift {
-                    let c = t.dim(1)? / 2;
-                    let scale = (t.narrow(1, 0, c)? + 1.0)?;
-                    self.norm2
-                        .forward(&h)?
-                        .broadcast_mul(&scale)?
-                        .broadcast_add(&t.narrow(1, c, c)?)?
-                } else {
-                    self.norm2.forward(&h.broadcast_add(&t)?)?
-                }
+            (TimeProj::Add(proj), Some(temb)) => self
+                .norm2
+                .forward(&h.broadcast_add(&project(proj, temb)?)?)?,
+            (TimeProj::ScaleShift(proj), Some(temb)) => {
+                let t = project(proj, temb)?;
+                let c = t.dim(1)? / 2;
+                let scale = (t.narrow(1, 0, c)? + 1.0)?;
+                self.norm2
+                    .forward(&h)?
+                    .broadcast_mul(&scale)?
+                    .broadcast_add(&t.narrow(1, c, c)?)?
             }
             _ => self.norm2.forward(&h)?,
         };
