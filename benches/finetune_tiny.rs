@@ -81,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             timestep_range: None,
             snr_gamma: None,
             input_perturbation: 0.0,
+            trainable: None,
         };
         let data = model_dataset(&gen.manifest, &Weights::Scores(d.join("s.jsonl")))?;
         let mut t = Trainer::new(

@@ -1,5 +1,5 @@
 //! The oracle's verdicts on a generated manifest, per category, with the commonest reasons:
-//! `worldjudge MANIFEST` (or `worldjudge --prompts OUT.jsonl` to write the 80 world eval prompts).
+//! `worldjudge MANIFEST [FEEDBACK_OUT.jsonl]` (or `worldjudge --prompts OUT.jsonl` to write the 80 world eval prompts).
 use std::collections::BTreeMap;
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
@@ -8,6 +8,9 @@ fn main() -> anyhow::Result<()> {
         return rlhf_t2i::io::jsonl::write_jsonl(std::path::Path::new(&a[2]), &p);
     }
     let j = rlhf_t2i::world::label::judge_manifest(std::path::Path::new(&a[1]))?;
+    if let Some(out) = a.get(2) {
+        rlhf_t2i::world::label::write_feedback(&j, std::path::Path::new(out))?;
+    }
     let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for x in &j {

@@ -66,7 +66,7 @@ pub struct ReproduceArgs {
     /// Evaluation images per prompt (default 4, 2 with --quick)
     #[arg(long)]
     eval_images: Option<u32>,
-    /// Fine-tuning steps of every Table 3 variant (default 150, 80 with --quick)
+    /// Fine-tuning steps of every Table 3 variant (default 300, 100 with --quick)
     #[arg(long)]
     finetune_steps: Option<u64>,
 }
@@ -389,6 +389,10 @@ pub enum Command {
         /// Train only on timesteps LO..HI (default every timestep)
         #[arg(long, value_parser = parse_timestep_range)]
         timesteps: Option<[u32; 2]>,
+        /// Update only the UNet parameters whose names contain one of these (comma-separated,
+        /// e.g. `attn2` for the cross-attention layers); default every parameter
+        #[arg(long, value_delimiter = ',')]
+        trainable: Option<Vec<String>>,
         #[arg(long)]
         cache_latents: bool,
         #[arg(long)]
@@ -969,6 +973,7 @@ pub fn main() -> Result<()> {
             snr_gamma,
             input_perturbation,
             timesteps,
+            trainable,
             cache_latents,
             checkpoint_every,
             seed,
@@ -989,6 +994,7 @@ pub fn main() -> Result<()> {
             c.snr_gamma = snr_gamma.or(c.snr_gamma);
             c.input_perturbation = input_perturbation.unwrap_or(c.input_perturbation);
             c.timestep_range = timesteps.or(c.timestep_range);
+            c.trainable = trainable.or(c.trainable);
             c.cache_latents |= cache_latents;
             c.checkpoint_every = checkpoint_every.unwrap_or(c.checkpoint_every);
             c.seed = seed.unwrap_or(c.seed);

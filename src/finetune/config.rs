@@ -62,6 +62,11 @@ pub struct FinetuneConfig {
     /// images, as its own samples are (exposure bias). 0, the default: off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_perturbation: f64,
+    /// Update only the UNet parameters whose names contain one of these (e.g. `["attn2"]`: the
+    /// cross-attention layers, as Custom Diffusion does); the rest keep the base model's values.
+    /// None (the default): every parameter trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable: Option<Vec<String>>,
 }
 
 /// For `skip_serializing_if`: a setting left at its zero default is not written.
@@ -70,6 +75,13 @@ pub(crate) fn is_zero(x: &f64) -> bool {
 }
 
 impl FinetuneConfig {
+    /// Whether the parameter `name` is updated (see `trainable`).
+    pub fn trains(&self, name: &str) -> bool {
+        self.trainable
+            .as_ref()
+            .is_none_or(|pats| pats.iter().any(|p| name.contains(p.as_str())))
+    }
+
     /// The settings a resumed run must share with the checkpoint it continues (all but the
     /// length of the run and the checkpoint cadence).
     pub fn resume_key(&self) -> serde_json::Value {

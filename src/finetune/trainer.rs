@@ -143,6 +143,18 @@ impl<'a> Trainer<'a> {
                 bail!("timestep_range [{lo}, {hi}] must satisfy lo < hi <= {total} (the schedule's training timesteps)");
             }
         }
+        if let Some(pats) = &config.trainable {
+            for p in pats {
+                if !sd
+                    .unet_params
+                    .named_vars()
+                    .iter()
+                    .any(|(n, _)| n.contains(p.as_str()))
+                {
+                    bail!("trainable: `{p}` is in no UNet parameter's name (e.g. `attn2` for the cross-attention layers, `up_blocks` for the decoder half)");
+                }
+            }
+        }
         if matches!(config.snr_gamma, Some(g) if !(g > 0.0 && g.is_finite())) {
             bail!(
                 "snr_gamma must be a positive number, got {:?}",
@@ -522,6 +534,9 @@ impl<'a> Trainer<'a> {
         let store = self.half.as_ref().map_or(&self.master, |(_, s)| s);
         let mut named = HashMap::new();
         for (name, var) in store.named_vars() {
+            if !c.trains(&name) {
+                continue;
+            }
             if let Some(g) = grads.get(var.as_tensor()) {
                 named.insert(name, g.detach().to_dtype(DType::F32)?);
             }

@@ -1,7 +1,8 @@
 //! Fine-tuning on the tiny model: the loss falls, zero-reward images contribute nothing,
 //! beta = 0 ignores D_pre, a resumed run equals an uninterrupted one bitwise, a diverging run
 //! stops with its step, the output folder loads as a model, a time budget fixes the step
-//! count so the schedule ends in time, and a checkpoint of another model is refused by name.
+//! count so the schedule ends in time, a checkpoint of another model is refused by name, and
+//! `trainable` leaves every other parameter as it was.
 
 use candle_core::{DType, Device, Tensor};
 use rlhf_t2i::diffusion::sampler::{SampleSettings, SchedulerKind};
@@ -129,6 +130,7 @@ pub fn config(steps: u64, beta: f64) -> FinetuneConfig {
         timestep_range: None,
         snr_gamma: None,
         input_perturbation: 0.0,
+        trainable: None,
     }
 }
 
@@ -482,6 +484,32 @@ fn a_timestep_range_is_used_and_checked() {
     c.timestep_range = Some([500, 1001]);
     let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
     assert!(format!("{e:#}").contains("timestep_range"), "{e:#}");
+}
+
+#[test]
+fn only_the_trainable_parameters_change() {
+    let s = setup(1, 2);
+    let mut c = config(2, 0.0);
+    c.trainable = Some(vec!["attn2".into()]);
+    finetune(&s, "x", &c, None, false).unwrap();
+    let base = read_safetensors(&s.sd.join("unet/diffusion_pytorch_model.safetensors")).unwrap();
+    let (mut moved, mut kept) = (0, 0);
+    for (name, after) in unet_weights(&s, "x") {
+        let before = base[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        if name.contains("attn2") {
+            moved += usize::from(before != after);
+        } else {
+            assert_eq!(before, after, "{name} is not trainable but changed");
+            kept += 1;
+        }
+    }
+    assert!(moved > 0 && kept > moved, "moved {moved}, kept {kept}");
+    c.trainable = Some(vec!["attn9".into()]);
+    let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
+    assert!(
+        format!("{e:#}").contains("`attn9` is in no UNet parameter"),
+        "{e:#}"
+    );
 }
 
 #[test]

@@ -6,9 +6,11 @@
 //! Asserted of the committed model: it is imperfect the way the issue asks (on the training
 //! prompts the oracle judges some but far from all of its samples good).
 //! Not asserted: the directions of claims 1 and 2, because they do not hold in this run (measured
-//! 2026-11-27: fine-tuning lowered alignment; with the quick run's 240 labels the learned reward
-//! loses to the CLIP score, though with the full run's 1,920 it beats it; README, "The shape
-//! world"). Assert `report::claim1_holds` and `report::claim2_holds` here once they do.
+//! 2026-11-27: fine-tuning lowered alignment, as the model learns the fainter objects of its own
+//! samples; with the quick run's 240 labels the learned reward loses to the CLIP score, though
+//! with the full run's 1,920 it beats it; README, "The shape world", and
+//! docs/world-generator.md). Assert `report::claim1_holds` and `report::claim2_holds` here once
+//! they do.
 
 use candle_core::{DType, Device};
 use rlhf_t2i::embed::embedder::ClipEmbedder;

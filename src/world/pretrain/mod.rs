@@ -355,6 +355,7 @@ fn train_unet_stage(
         timestep_range: plan.unet_timesteps,
         snr_gamma: plan.unet_snr_gamma,
         input_perturbation: plan.unet_input_perturbation,
+        trainable: None,
     };
     let mut trainer = Trainer::new(&sd, config, items, Vec::new(), &train_dir, true)?;
     let t = std::time::Instant::now();

@@ -137,7 +137,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} {} steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
+        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} {} steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}; the pre-training loss at beta {} on {} rendered images a step).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
         if r.plan.quick { "Quick" } else { "Full" },
         r.seconds,
         r.plan.steps,
@@ -147,6 +147,8 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         r.plan.finetune_steps,
         r.plan.finetune_batch,
         r.plan.finetune_lr,
+        r.plan.pretrain_beta,
+        r.plan.pretrain_batch,
         if r.image_space == "pixel" {
             "(the model denoises pixels: no VAE)"
         } else {
