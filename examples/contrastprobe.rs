@@ -9,16 +9,15 @@ use std::path::{Path, PathBuf};
 
 fn files(manifest: &Path) -> Result<Vec<PathBuf>> {
     let base = manifest.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l)?;
-            let rel = v["path"]
-                .as_str()
-                .or(v["file"].as_str())
-                .context("a line with neither `path` nor `file`")?;
+    rlhf_t2i::io::jsonl::read_jsonl::<serde_json::Value>(manifest)?
+        .iter()
+        .map(|v| {
+            let rel = v["path"].as_str().or(v["file"].as_str()).with_context(|| {
+                format!(
+                    "{}: a line with neither `path` nor `file`",
+                    manifest.display()
+                )
+            })?;
             Ok(base.join(rel))
         })
         .collect()

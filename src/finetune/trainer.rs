@@ -144,13 +144,14 @@ impl<'a> Trainer<'a> {
             }
         }
         if let Some(pats) = &config.trainable {
+            let names: Vec<String> = sd
+                .unet_params
+                .named_vars()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             for p in pats {
-                if !sd
-                    .unet_params
-                    .named_vars()
-                    .iter()
-                    .any(|(n, _)| n.contains(p.as_str()))
-                {
+                if !names.iter().any(|n| n.contains(p.as_str())) {
                     bail!("trainable: `{p}` is in no UNet parameter's name (e.g. `attn2` for the cross-attention layers, `up_blocks` for the decoder half)");
                 }
             }
