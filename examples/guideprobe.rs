@@ -168,6 +168,6 @@ fn write_trace(path: &str, frames: &[Vec<image::RgbImage>]) -> anyhow::Result<()
             );
         }
     }
-    sheet.save(path)?;
-    Ok(())
+    // Atomic (temp + rename), as every image the project writes.
+    rlhf_t2i::io::png_meta::save_png_with_text(std::path::Path::new(path), &sheet, &[])
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
+    let usage = "usage: worldjudge MANIFEST [FEEDBACK_OUT.jsonl] | worldjudge --prompts OUT.jsonl";
+    anyhow::ensure!(a.len() >= 2, "{usage}");
     if a[1] == "--prompts" {
+        anyhow::ensure!(a.len() == 3, "{usage}");
         let p = rlhf_t2i::world::dataset::eval_prompts(0)?;
         return rlhf_t2i::io::jsonl::write_jsonl(std::path::Path::new(&a[2]), &p);
     }

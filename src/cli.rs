@@ -60,13 +60,13 @@ pub struct ReproduceArgs {
     steps: Option<usize>,
     #[arg(long)]
     guidance: Option<f64>,
-    /// Multiply the training images per prompt (default 4, 0.5 with --quick)
+    /// Multiply the training images per prompt (default 4, 1 with --quick)
     #[arg(long)]
     train_images_scale: Option<f64>,
-    /// Evaluation images per prompt (default 4, 2 with --quick)
+    /// Evaluation images per prompt (default 4, 3 with --quick)
     #[arg(long)]
     eval_images: Option<u32>,
-    /// Fine-tuning steps of every Table 3 variant (default 300, 100 with --quick)
+    /// Fine-tuning steps of every Table 3 variant (default 300, 50 with --quick)
     #[arg(long)]
     finetune_steps: Option<u64>,
 }

@@ -59,11 +59,13 @@ impl RewardModel {
         let first = &self.layers[0];
         let w = first.weight();
         let di = self.config.image_dim;
-        let w_img = w.narrow(1, 0, di)?;
-        let w_txt = w.narrow(1, di, self.config.text_dim)?;
-        let hi = normalize(image)?.matmul(&w_img.t()?)?; // (B, H)
+        // Column slices of the weight, transposed: contiguous copies, as CUDA's matmul takes
+        // no operand whose row stride is not its width.
+        let w_img = w.narrow(1, 0, di)?.t()?.contiguous()?;
+        let w_txt = w.narrow(1, di, self.config.text_dim)?.t()?.contiguous()?;
+        let hi = normalize(image)?.matmul(&w_img)?; // (B, H)
         let ht = normalize(&texts.reshape((b * k, ()))?)?
-            .matmul(&w_txt.t()?)?
+            .matmul(&w_txt)?
             .reshape((b, k, ()))?;
         let bias = first
             .bias()
