@@ -1,6 +1,8 @@
 //! The oracle's verdicts on a generated manifest, per category, with the commonest reasons:
 //! `worldjudge MANIFEST [FEEDBACK_OUT.jsonl]` (or `worldjudge --prompts OUT.jsonl` to write the 80 world eval prompts).
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let usage = "usage: worldjudge MANIFEST [FEEDBACK_OUT.jsonl] | worldjudge --prompts OUT.jsonl";
@@ -27,13 +29,22 @@ fn main() -> anyhow::Result<()> {
             *reasons.entry(key).or_default() += 1;
         }
     }
+    let mut text = String::new();
     for (k, (g, n)) in by {
-        println!("{k:<12} {g:>4}/{n:<4} {:.1}%", 100.0 * g as f64 / n as f64);
+        writeln!(
+            text,
+            "{k:<12} {g:>4}/{n:<4} {:.1}%",
+            100.0 * g as f64 / n as f64
+        )?;
     }
     let mut r: Vec<_> = reasons.into_iter().collect();
     r.sort_by_key(|x| std::cmp::Reverse(x.1));
     for (k, n) in r.iter().take(8) {
-        println!("  {n:>4}  {k}");
+        writeln!(text, "  {n:>4}  {k}")?;
     }
-    Ok(())
+    // One write; a reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }

@@ -60,6 +60,10 @@ pub struct ReproduceArgs {
     steps: Option<usize>,
     #[arg(long)]
     guidance: Option<f64>,
+    /// DDIM eta (default 0, deterministic; 1 was right on 37 of 160 evaluation samples against
+    /// 25 at the same cost, with the committed model)
+    #[arg(long)]
+    eta: Option<f64>,
     /// Multiply the training images per prompt (default 4, 1 with --quick)
     #[arg(long)]
     train_images_scale: Option<f64>,
@@ -82,12 +86,18 @@ impl ReproduceArgs {
         plan.scheduler = self.scheduler.unwrap_or(plan.scheduler);
         plan.steps = self.steps.unwrap_or(plan.steps);
         plan.guidance = self.guidance.unwrap_or(plan.guidance);
+        plan.eta = self.eta.unwrap_or(plan.eta);
         plan.train_images_scale = self.train_images_scale.unwrap_or(plan.train_images_scale);
         plan.eval_images_per_prompt = self.eval_images.unwrap_or(plan.eval_images_per_prompt);
         plan.finetune_steps = self.finetune_steps.unwrap_or(plan.finetune_steps);
         anyhow::ensure!(
             plan.train_images_scale > 0.0 && plan.eval_images_per_prompt > 0,
             "--train-images-scale and --eval-images must be positive"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&plan.eta),
+            "--eta must be in [0, 1], got {}",
+            plan.eta
         );
         Ok(plan)
     }
@@ -1167,6 +1177,10 @@ mod tests {
         let e = parse(&["--train-images-scale", "0"]).unwrap_err();
         assert!(e.to_string().contains("must be positive"), "{e}");
         assert!(parse(&["--eval-images", "0"]).is_err());
+        assert_eq!(parse(&["--eta", "1"]).unwrap().eta, 1.0);
+        assert_eq!(parse(&[]).unwrap().eta, 0.0);
+        let e = parse(&["--eta", "1.5"]).unwrap_err();
+        assert!(e.to_string().contains("--eta must be in [0, 1]"), "{e}");
     }
 
     #[test]

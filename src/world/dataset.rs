@@ -222,6 +222,19 @@ mod tests {
     }
 
     #[test]
+    fn a_smaller_set_is_the_larger_sets_first_images() {
+        // `world reproduce --quick` renders the first N of the models' pre-training set.
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let small = write_pretraining_set(a.path(), 4, 11).unwrap();
+        let large = write_pretraining_set(b.path(), 10, 11).unwrap();
+        assert_eq!(small[..], large[..4]);
+        for c in &small {
+            let bytes = |d: &Path| std::fs::read(d.join(&c.file)).unwrap();
+            assert_eq!(bytes(a.path()), bytes(b.path()), "{}", c.file);
+        }
+    }
+
+    #[test]
     fn eval_prompts_cover_seen_and_unseen() {
         let p = eval_prompts(0).unwrap();
         assert_eq!(p.len(), 5 * (4 + 5 + 3 + 4));

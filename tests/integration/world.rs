@@ -8,8 +8,8 @@
 //! claim 2, the learned reward ranks the held-out pairs better than the CLIP score (52.4%
 //! against 35.7% on 42 pairs, 2026-11-27).
 //! Not asserted: the direction of claim 1, because it does not hold (fine-tuning on its own
-//! samples lowers the world model's alignment: it learns their artifacts along with their
-//! alignment; README, "The shape world", and docs/world-generator.md). Assert
+//! good samples lowers the world model's alignment, even samples as sharp as its renders; why
+//! is open: README, "The shape world", and docs/world-generator.md). Assert
 //! `report::claim1_holds` here once it does.
 
 use candle_core::{DType, Device};

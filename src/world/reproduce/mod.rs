@@ -40,6 +40,9 @@ pub struct ReproducePlan {
     pub scheduler: SchedulerKind,
     pub steps: usize,
     pub guidance: f64,
+    /// DDIM's eta (0: deterministic; 1: as stochastic as DDPM).
+    #[serde(default)]
+    pub eta: f64,
     pub finetune_steps: u64,
     pub finetune_batch: usize,
     pub finetune_lr: f64,
@@ -51,6 +54,11 @@ pub struct ReproducePlan {
     pub rejection_keep: usize,
     /// Run all three Table 3 variants (else only the main one: + unlabeled + pre-training loss).
     pub all_variants: bool,
+    /// How many of the world's pre-training images to render as D_pre (the pre-training loss
+    /// and the FID reference) where the models folder has no `data/`: the first N of the set
+    /// the models were trained on (rendering is sequential in the seed). `None`: all of them.
+    #[serde(default)]
+    pub pretrain_images: Option<usize>,
     pub seed: u64,
 }
 
@@ -65,8 +73,10 @@ impl ReproducePlan {
             scheduler: SchedulerKind::Ddim,
             steps: 10,
             guidance: 5.0,
-            // Fine-tuned on its own samples the model learns their faint objects; renders in
-            // every batch hold that back. lr 5e-4 for 150 steps with beta 1 on 8 renders a step
+            eta: 0.0,
+            // Fine-tuned on its own samples the model loses alignment (why is open: not their
+            // sharpness, docs/world-generator.md ninth session); renders in every batch hold
+            // some of it. lr 5e-4 for 150 steps with beta 1 on 8 renders a step
             // (the default until 2026-11-27) cut alignment from 10.3% to 2.5% (world-CLIP FID
             // 15.8 to 22.0); these settings cut it to 5.3% (FID 16.2), and with DDPM 25 at
             // guidance 1 from 13.1% to 11.9% (docs/world-generator.md, seventh session).
@@ -78,6 +88,7 @@ impl ReproducePlan {
             rejection_n: 16,
             rejection_keep: 4,
             all_variants: true,
+            pretrain_images: None,
             seed: 0,
         }
     }
@@ -86,7 +97,8 @@ impl ReproducePlan {
     /// held-out pairs: with 240 labels and 2 evaluation images per prompt (17 pairs) the reward
     /// ranked 29.4% right against the CLIP score's 41.2%; with 480 and 3 (42 pairs) 52.4%
     /// against 35.7%, and with 480 and 4 (76 pairs) 59.2% against 40.8%, but in 334 s
-    /// (2026-11-27, the stage-3 world model; 3 take 299 s). Fine-tuning's 50 steps pay for
+    /// (2026-11-27, the stage-3 world model; 3 took 299 s, 246 s since it renders 4,000 of
+    /// the 40,000 pre-training images, 2026-11-28). Fine-tuning's 50 steps pay for
     /// them: it does not raise alignment at any length tried (docs/world-generator.md).
     pub fn quick() -> ReproducePlan {
         ReproducePlan {
@@ -96,6 +108,9 @@ impl ReproducePlan {
             finetune_steps: 50,
             rejection_n: 0,
             all_variants: false,
+            // Its fine-tuning draws 800 renders and FID uses 1,000: rendering all 40,000 took
+            // 24 of its 299 s (2026-11-27).
+            pretrain_images: Some(4000),
             ..ReproducePlan::full()
         }
     }
@@ -137,7 +152,7 @@ fn sampling(plan: &ReproducePlan) -> SampleSettings {
         scheduler: plan.scheduler,
         steps: plan.steps,
         guidance: plan.guidance,
-        eta: 0.0,
+        eta: plan.eta,
     }
 }
 
@@ -195,7 +210,7 @@ pub fn run(
     }
     std::fs::create_dir_all(out)?;
     check_run_key(models, out, plan)?;
-    let data = pretraining_data(models, out)?;
+    let data = pretraining_data(models, out, plan.pretrain_images)?;
     let vocab = super::vocabulary();
     let vocab_path = out.join("vocabulary.json");
     crate::io::atomic::write_atomic(&vocab_path, super::VOCABULARY_JSON.as_bytes())?;
@@ -534,8 +549,9 @@ fn finetune_config(plan: &ReproducePlan, pretrain_loss: bool) -> FinetuneConfig 
 
 /// The world's pre-training images (D_pre and the FID reference): the models folder's `data/`,
 /// or, where only the checkpoints were kept (as in the repository), the same images rendered
-/// again from the seed and count in its `pretrain.json` (rendering is deterministic).
-fn pretraining_data(models: &Path, out: &Path) -> Result<PathBuf> {
+/// again from the seed and count in its `pretrain.json` (rendering is deterministic), or the
+/// first `limit` of them.
+fn pretraining_data(models: &Path, out: &Path, limit: Option<usize>) -> Result<PathBuf> {
     let data = models.join("data");
     if data.join(super::dataset::SCENES).exists() {
         return Ok(data);
@@ -544,9 +560,16 @@ fn pretraining_data(models: &Path, out: &Path) -> Result<PathBuf> {
         &std::fs::read_to_string(models.join("pretrain.json"))
             .with_context(|| format!("{} has neither data/ nor pretrain.json", models.display()))?,
     )?;
+    let n = limit.map_or(report.plan.images, |l| l.min(report.plan.images));
     let data = out.join("world-data");
-    if !data.join(super::dataset::SCENES).exists() {
-        super::dataset::write_pretraining_set(&data, report.plan.images, report.plan.seed)?;
+    let scenes = data.join(super::dataset::SCENES);
+    let rendered = if scenes.exists() {
+        read_jsonl::<super::dataset::CaptionedImage>(&scenes)?.len()
+    } else {
+        0
+    };
+    if rendered != n {
+        super::dataset::write_pretraining_set(&data, n, report.plan.seed)?;
     }
     Ok(data)
 }

@@ -137,11 +137,18 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} {} steps, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}; the pre-training loss at beta {} on {} rendered images a step).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
+        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} {} steps{}, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}; the pre-training loss at beta {} on {} rendered images a step).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
         if r.plan.quick { "Quick" } else { "Full" },
         r.seconds,
         r.plan.steps,
         r.plan.scheduler.name().to_uppercase(),
+        if r.plan.eta > 0.0
+            && matches!(r.plan.scheduler, crate::diffusion::sampler::SchedulerKind::Ddim)
+        {
+            format!(" (eta {})", r.plan.eta)
+        } else {
+            String::new()
+        },
         r.plan.guidance,
         r.plan.eval_images_per_prompt,
         r.plan.finetune_steps,
