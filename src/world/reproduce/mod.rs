@@ -4,6 +4,7 @@
 
 pub mod report;
 
+use super::dataset::CaptionedImage;
 use super::label::{alignment, judge_manifest, write_feedback, Judged};
 use crate::diffusion::sampler::{SampleSettings, SchedulerKind};
 use crate::embed::embedder::ClipEmbedder;
@@ -210,7 +211,7 @@ pub fn run(
     }
     std::fs::create_dir_all(out)?;
     check_run_key(models, out, plan)?;
-    let data = pretraining_data(models, out, plan.pretrain_images)?;
+    let (data, pretraining_set) = pretraining_data(models, out, plan.pretrain_images)?;
     let vocab = super::vocabulary();
     let vocab_path = out.join("vocabulary.json");
     crate::io::atomic::write_atomic(&vocab_path, super::VOCABULARY_JSON.as_bytes())?;
@@ -344,7 +345,7 @@ pub fn run(
         &embedder,
         device,
     )?;
-    let reference = reference_features(&data, &embedder)?;
+    let reference = reference_features(&data, &pretraining_set, &embedder)?;
     let mut rows = Vec::new();
     let mut original_judged: Vec<Judged> = Vec::new();
     for m in &report.models {
@@ -550,11 +551,19 @@ fn finetune_config(plan: &ReproducePlan, pretrain_loss: bool) -> FinetuneConfig 
 /// The world's pre-training images (D_pre and the FID reference): the models folder's `data/`,
 /// or, where only the checkpoints were kept (as in the repository), the same images rendered
 /// again from the seed and count in its `pretrain.json` (rendering is deterministic), or the
-/// first `limit` of them.
-fn pretraining_data(models: &Path, out: &Path, limit: Option<usize>) -> Result<PathBuf> {
+/// first `limit` of them. Returns their folder and their ground truth (read once).
+fn pretraining_data(
+    models: &Path,
+    out: &Path,
+    limit: Option<usize>,
+) -> Result<(PathBuf, Vec<CaptionedImage>)> {
+    let read = |dir: &Path| -> Result<Vec<CaptionedImage>> {
+        read_jsonl(&dir.join(super::dataset::SCENES)).context("the pre-training images")
+    };
     let data = models.join("data");
     if data.join(super::dataset::SCENES).exists() {
-        return Ok(data);
+        let set = read(&data)?;
+        return Ok((data, set));
     }
     let report: super::pretrain::PretrainReport = serde_json::from_str(
         &std::fs::read_to_string(models.join("pretrain.json"))
@@ -562,23 +571,22 @@ fn pretraining_data(models: &Path, out: &Path, limit: Option<usize>) -> Result<P
     )?;
     let n = limit.map_or(report.plan.images, |l| l.min(report.plan.images));
     let data = out.join("world-data");
-    let scenes = data.join(super::dataset::SCENES);
-    let rendered = if scenes.exists() {
-        read_jsonl::<super::dataset::CaptionedImage>(&scenes)?.len()
-    } else {
-        0
-    };
-    if rendered != n {
-        super::dataset::write_pretraining_set(&data, n, report.plan.seed)?;
+    if data.join(super::dataset::SCENES).exists() {
+        let set = read(&data)?;
+        if set.len() == n {
+            return Ok((data, set));
+        }
     }
-    Ok(data)
+    let set = super::dataset::write_pretraining_set(&data, n, report.plan.seed)?;
+    Ok((data, set))
 }
 
 /// World-CLIP image-feature statistics of (up to 1000 of) the world's rendered images.
-fn reference_features(data: &Path, embedder: &ClipEmbedder) -> Result<crate::eval::frechet::Stats> {
-    let set: Vec<super::dataset::CaptionedImage> =
-        read_jsonl(&data.join(super::dataset::SCENES))
-            .context("the pre-training images (the FID reference)")?;
+fn reference_features(
+    data: &Path,
+    set: &[CaptionedImage],
+    embedder: &ClipEmbedder,
+) -> Result<crate::eval::frechet::Stats> {
     let files: Vec<PathBuf> = set.iter().take(1000).map(|c| data.join(&c.file)).collect();
     crate::eval::frechet::Stats::from_features(&embedder.embed_image_files(&files)?)
 }
