@@ -1,4 +1,5 @@
-//! The oracle's verdicts on a generated manifest, per category, with the commonest reasons:
+//! The oracle's verdicts on a generated manifest, per category (and how many images are right on
+//! everything but their objects' shapes), with the commonest reasons:
 //! `worldjudge MANIFEST [FEEDBACK_OUT.jsonl]` (or `worldjudge --prompts OUT.jsonl` to write the 80 world eval prompts).
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,13 +17,16 @@ fn main() -> anyhow::Result<()> {
     if let Some(out) = a.get(2) {
         rlhf_t2i::world::label::write_feedback(&j, std::path::Path::new(out))?;
     }
-    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut by: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    // Right on everything but the objects' shapes: every reason is a shape's.
+    let shape_only = |r: &String| r.contains("unrecognisable shape") || r.contains(" is a ");
     for x in &j {
         for k in ["all".to_string(), format!("{:?}", x.record.prompt.category)] {
             let e = by.entry(k).or_default();
             e.0 += x.good as usize;
-            e.1 += 1;
+            e.1 += x.reasons.iter().all(shape_only) as usize;
+            e.2 += 1;
         }
         for r in &x.reasons {
             let key: String = r.split(':').next().unwrap_or(r).chars().take(40).collect();
@@ -30,11 +34,13 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let mut text = String::new();
-    for (k, (g, n)) in by {
+    for (k, (g, s, n)) in by {
+        let pct = |x: usize| 100.0 * x as f64 / n as f64;
         writeln!(
             text,
-            "{k:<12} {g:>4}/{n:<4} {:.1}%",
-            100.0 * g as f64 / n as f64
+            "{k:<12} {g:>4}/{n:<4} {:>5.1}%   right but for shapes {s:>4} {:>5.1}%",
+            pct(g),
+            pct(s)
         )?;
     }
     let mut r: Vec<_> = reasons.into_iter().collect();

@@ -20,6 +20,11 @@ pub const ORACLE: &str = "oracle";
 pub struct Judged {
     pub record: ImageRecord,
     pub good: bool,
+    /// Right on everything but the objects' shapes ([`Verdict::right_but_shape`]).
+    pub right_but_shape: bool,
+    /// How well the worst-drawn object matches its closest shape (soft IoU, 0..=1; clean renders
+    /// about 0.98): a fidelity measure in the world's own terms. `None` without objects.
+    pub shape_fidelity: Option<f32>,
     pub reasons: Vec<String>,
 }
 
@@ -37,6 +42,12 @@ pub fn judge_manifest(manifest: &Path) -> Result<Vec<Judged>> {
             Ok(Judged {
                 record: r,
                 good: v.good,
+                right_but_shape: v.right_but_shape,
+                shape_fidelity: obs
+                    .objects
+                    .iter()
+                    .map(|o| o.shape_iou)
+                    .min_by(f32::total_cmp),
                 reasons: v.reasons,
             })
         })
@@ -61,6 +72,25 @@ pub fn write_feedback(judged: &[Judged], out: &Path) -> Result<()> {
 /// Share of good images with a 95% interval from a bootstrap over prompts, overall ("all"), per
 /// category and per split.
 pub fn alignment(judged: &[&Judged], seed: u64) -> BTreeMap<String, Proportion> {
+    share(judged, seed, |j| j.good)
+}
+
+/// Mean and standard error of [`Judged::shape_fidelity`] over the images with objects; `None`
+/// when none has any.
+pub fn shape_fidelity(judged: &[&Judged]) -> Option<(f64, f64)> {
+    let v: Vec<f64> = judged
+        .iter()
+        .filter_map(|j| j.shape_fidelity.map(f64::from))
+        .collect();
+    (!v.is_empty()).then(|| crate::stats::mean_se(&v))
+}
+
+/// Share of images right on everything but their objects' shapes, grouped as [`alignment`].
+pub fn right_but_shape(judged: &[&Judged], seed: u64) -> BTreeMap<String, Proportion> {
+    share(judged, seed, |j| j.right_but_shape)
+}
+
+fn share(judged: &[&Judged], seed: u64, hit: fn(&Judged) -> bool) -> BTreeMap<String, Proportion> {
     let mut groups: BTreeMap<String, BTreeMap<&str, (f64, f64)>> = BTreeMap::new();
     for j in judged {
         let p = &j.record.prompt;
@@ -70,7 +100,7 @@ pub fn alignment(judged: &[&Judged], seed: u64) -> BTreeMap<String, Proportion> 
                 .or_default()
                 .entry(&p.id)
                 .or_default();
-            c.0 += f64::from(u8::from(j.good));
+            c.0 += f64::from(u8::from(hit(j)));
             c.1 += 1.0;
         }
     }

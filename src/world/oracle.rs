@@ -132,6 +132,10 @@ impl std::error::Error for ObserveError {}
 pub struct Verdict {
     /// Whether the image is aligned with the claim.
     pub good: bool,
+    /// Whether everything but the objects' shapes holds (background, colors, the count, no stray
+    /// blob): a model that draws the right scene with poorly drawn shapes is right here and wrong
+    /// in `good`. True whenever `good` is.
+    pub right_but_shape: bool,
     /// Human-readable reasons the image is bad; empty when good.
     pub reasons: Vec<String>,
 }
@@ -260,6 +264,20 @@ pub fn judge(obs: &Observation, claim: &Claim) -> Verdict {
     }
     for (k, o) in obs.objects.iter().enumerate() {
         let k = k + 1;
+        if let Some(said) = claim.color {
+            if o.color != said {
+                reasons.push(format!(
+                    "object {k} is {}, caption says {}",
+                    o.color.name(),
+                    said.name()
+                ));
+            }
+        }
+    }
+    // Every reason so far is about something other than a shape.
+    let other_reasons = reasons.len();
+    for (k, o) in obs.objects.iter().enumerate() {
+        let k = k + 1;
         if o.shape_iou < SHAPE_IOU_FLOOR {
             reasons.push(format!(
                 "object {k} has an unrecognisable shape (closest: {}, IoU {:.2})",
@@ -273,18 +291,10 @@ pub fn judge(obs: &Observation, claim: &Claim) -> Verdict {
                 claim.shape.name()
             ));
         }
-        if let Some(said) = claim.color {
-            if o.color != said {
-                reasons.push(format!(
-                    "object {k} is {}, caption says {}",
-                    o.color.name(),
-                    said.name()
-                ));
-            }
-        }
     }
     Verdict {
         good: reasons.is_empty(),
+        right_but_shape: other_reasons == 0,
         reasons,
     }
 }

@@ -207,6 +207,49 @@ fn reasons_name_the_mismatch() {
 }
 
 #[test]
+fn right_but_shape_ignores_only_the_shapes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let scene = Scene::new(Shape::Square, 2, Color::Blue, Background::Gray);
+    let obs = observe(&render(&scene, &mut rng).pixels, SIZE, SIZE).unwrap();
+    let right = Claim::new(Shape::Square)
+        .with_count(2)
+        .with_color(Color::Blue)
+        .with_background(Background::Gray);
+    let v = judge(&obs, &right);
+    assert!(v.good && v.right_but_shape, "{v:?}");
+    let v = judge(
+        &obs,
+        &Claim {
+            shape: Shape::Cross,
+            ..right
+        },
+    );
+    assert!(
+        !v.good && v.right_but_shape,
+        "only the shape is wrong: {v:?}"
+    );
+    for wrong in [
+        right.with_count(3),
+        right.with_color(Color::Red),
+        right.with_background(Background::White),
+    ] {
+        let v = judge(
+            &obs,
+            &Claim {
+                shape: Shape::Cross,
+                ..wrong
+            },
+        );
+        assert!(!v.good && !v.right_but_shape, "{wrong:?}: {v:?}");
+    }
+    let blank = observe(&vec![128; SIZE * SIZE * 3], SIZE, SIZE).unwrap();
+    assert!(
+        !judge(&blank, &right).right_but_shape,
+        "no objects is not a shape fault"
+    );
+}
+
+#[test]
 fn blank_and_noise_are_bad() {
     let claim = Claim::new(Shape::Circle);
     for value in [0u8, 128, 245] {

@@ -160,11 +160,20 @@ pub fn render(scene: &Scene, rng: &mut impl Rng) -> Rendered {
     let bg = jittered(scene.background.rgb(), rng);
     let fg = jittered(scene.color.rgb(), rng);
     let boxes = layout(scene.count.min(MAX_COUNT) as usize, rng);
+    let pixels = paint(scene.shape, &boxes, fg, bg);
+    Rendered { pixels, boxes }
+}
+
+/// Draws `shape` into each of `boxes` (clipped to the image) in color `fg` on `bg`, anti-aliased
+/// as [`render`] does: a `SIZE`×`SIZE` RGB image. `render` places the boxes itself; given the
+/// boxes of another image's objects, this redraws that image's layout with exact shapes.
+pub fn paint(shape: Shape, boxes: &[BBox], fg: [f32; 3], bg: [f32; 3]) -> Vec<u8> {
     let mut alpha = vec![0.0f32; SIZE * SIZE];
-    for b in &boxes {
-        for j in 0..b.h {
-            for i in 0..b.w {
-                alpha[(b.y + j) * SIZE + b.x + i] = coverage(scene.shape, i, j, b.w, b.h);
+    for b in boxes {
+        for j in 0..b.h.min(SIZE.saturating_sub(b.y)) {
+            for i in 0..b.w.min(SIZE.saturating_sub(b.x)) {
+                let a = &mut alpha[(b.y + j) * SIZE + b.x + i];
+                *a = a.max(coverage(shape, i, j, b.w, b.h));
             }
         }
     }
@@ -174,7 +183,7 @@ pub fn render(scene: &Scene, rng: &mut impl Rng) -> Rendered {
             pixels.push((bg[c] * (1.0 - a) + fg[c] * a).round() as u8);
         }
     }
-    Rendered { pixels, boxes }
+    pixels
 }
 
 #[cfg(test)]
@@ -262,6 +271,28 @@ mod tests {
         assert_eq!(layout(4, &mut Zeros).len(), 4);
         let scene = Scene::new(Shape::Square, 9, Color::Red, Background::Black);
         assert_eq!(render(&scene, &mut rng).boxes.len(), MAX_COUNT as usize);
+    }
+
+    #[test]
+    fn paint_redraws_a_render_from_its_boxes() {
+        let scene = Scene::new(Shape::Triangle, 3, Color::Yellow, Background::Black);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let r = render(&scene, &mut rng);
+        // The same draws as render's: background, then object color.
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let bg = jittered(scene.background.rgb(), &mut rng);
+        let fg = jittered(scene.color.rgb(), &mut rng);
+        assert_eq!(paint(scene.shape, &r.boxes, fg, bg), r.pixels);
+        // A box past the edge is clipped, not a panic.
+        let edge = BBox {
+            x: SIZE - 3,
+            y: SIZE - 2,
+            w: 8,
+            h: 8,
+        };
+        let px = paint(Shape::Square, &[edge], [255.0; 3], [0.0; 3]);
+        assert_eq!(px.len(), SIZE * SIZE * 3);
+        assert_eq!(px[((SIZE - 1) * SIZE + SIZE - 1) * 3], 255);
     }
 
     #[test]

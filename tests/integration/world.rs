@@ -69,8 +69,17 @@ fn committed_world_models_load_and_the_quick_reproduction_runs() {
             "unseen",
         ] {
             assert!(m.alignment.contains_key(g), "{} lacks {g}", m.name);
+            // Right apart from shapes includes every good image.
+            assert!(
+                m.right_but_shape[g].value >= m.alignment[g].value,
+                "{} {g}: right but for shapes below alignment",
+                m.name
+            );
         }
         assert!(m.fid_clip.is_finite() && m.fid_clip >= 0.0);
+        // 0.692 for the original in the quick run (2026-11-28); renders score about 0.98.
+        let (fidelity, _) = m.shape_fidelity.expect("some images have objects");
+        assert!((0.3..1.0).contains(&fidelity), "{}: {fidelity}", m.name);
         assert_eq!(
             m.alignment["all"].n, 240,
             "80 evaluation prompts x 3 images"
@@ -87,6 +96,10 @@ fn committed_world_models_load_and_the_quick_reproduction_runs() {
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## 1. Alignment") && md.contains("## 4. Fidelity"));
+    assert!(
+        md.contains("right on everything but their objects' shapes")
+            && md.contains("| shape fidelity |")
+    );
     // Said, not hidden: the report names each claim's verdict.
     assert!(md.contains("reproduced"));
     let acc = |name: &str| r.reward_accuracy[name]["all"].value;

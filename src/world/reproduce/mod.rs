@@ -5,7 +5,9 @@
 pub mod report;
 
 use super::dataset::CaptionedImage;
-use super::label::{alignment, judge_manifest, write_feedback, Judged};
+use super::label::{
+    alignment, judge_manifest, right_but_shape, shape_fidelity, write_feedback, Judged,
+};
 use crate::diffusion::sampler::{SampleSettings, SchedulerKind};
 use crate::embed::embedder::ClipEmbedder;
 use crate::feedback::Policy;
@@ -122,10 +124,19 @@ impl ReproducePlan {
 pub struct ModelRow {
     pub name: String,
     pub alignment: BTreeMap<String, Proportion>,
+    /// Share right on everything but the objects' shapes: where alignment is lost, shapes or
+    /// the rest. Empty in results written before it was measured.
+    #[serde(default)]
+    pub right_but_shape: BTreeMap<String, Proportion>,
     pub reward_mean: f64,
     pub reward_se: f64,
     /// Fréchet distance of world-CLIP image features to the world's rendered images.
     pub fid_clip: f64,
+    /// Mean and standard error over images of the worst-drawn object's soft IoU with its
+    /// closest shape ([`Judged::shape_fidelity`]); `None` where no image has objects, and in
+    /// results written before it was measured.
+    #[serde(default)]
+    pub shape_fidelity: Option<(f64, f64)>,
 }
 
 /// Everything measured; `report` turns it into markdown and charts.
@@ -357,9 +368,12 @@ pub fn run(
             &crate::eval::frechet::Stats::from_features(&feats)?,
             &reference,
         )?;
+        let refs: Vec<&Judged> = judged.iter().collect();
         rows.push(ModelRow {
             name: m.name.clone(),
-            alignment: alignment(&judged.iter().collect::<Vec<_>>(), plan.seed),
+            alignment: alignment(&refs, plan.seed),
+            right_but_shape: right_but_shape(&refs, plan.seed),
+            shape_fidelity: shape_fidelity(&refs),
             reward_mean: m.reward.mean,
             reward_se: m.reward.se,
             fid_clip,
