@@ -19,13 +19,11 @@ fn main() -> anyhow::Result<()> {
     }
     let mut by: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    // Right on everything but the objects' shapes: every reason is a shape's.
-    let shape_only = |r: &String| r.contains("unrecognisable shape") || r.contains(" is a ");
     for x in &j {
         for k in ["all".to_string(), format!("{:?}", x.record.prompt.category)] {
             let e = by.entry(k).or_default();
             e.0 += x.good as usize;
-            e.1 += x.reasons.iter().all(shape_only) as usize;
+            e.1 += x.right_but_shape as usize;
             e.2 += 1;
         }
         for r in &x.reasons {
