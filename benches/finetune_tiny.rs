@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     write_jsonl(&d.join("s.jsonl"), &scores)?;
-    let base = load_base(&ModelSource::Local(tiny.sd), &Device::Cpu)?;
+    let base = load_base(&ModelSource::Local(tiny.sd), None, &Device::Cpu)?;
     let mut rows = Vec::new();
     for cache in [false, true] {
         let config = FinetuneConfig {

@@ -155,10 +155,31 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Resul
 }
 
 /// Whether built parameters are trainable `Var`s or plain (frozen) tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Trainable,
     Frozen,
+    /// Only the parameters whose names contain one of these are `Var`s; the others are plain
+    /// tensors, so a backward pass computes no gradient for them (`finetune --trainable`).
+    TrainableOnly(Vec<String>),
+}
+
+impl Mode {
+    /// Every parameter trainable (`None`), or only those whose names contain a pattern.
+    pub fn trainable(patterns: Option<&[String]>) -> Mode {
+        match patterns {
+            None => Mode::Trainable,
+            Some(p) => Mode::TrainableOnly(p.to_vec()),
+        }
+    }
+
+    fn trains(&self, name: &str) -> bool {
+        match self {
+            Mode::Trainable => true,
+            Mode::Frozen => false,
+            Mode::TrainableOnly(p) => p.iter().any(|p| name.contains(p.as_str())),
+        }
+    }
 }
 
 struct StoreInner {
@@ -247,22 +268,22 @@ impl ParamStore {
         &self.inner.varmap
     }
 
-    /// Every parameter by checkpoint name, sorted.
+    /// Every parameter by checkpoint name, sorted: the trainable and the frozen ones.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> = match self.inner.mode {
-            Mode::Trainable => lock(self.inner.varmap.data())
+        let mut out: Vec<(String, Tensor)> = lock(self.inner.varmap.data())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        out.extend(
+            lock(&self.inner.frozen)
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect(),
-            Mode::Frozen => lock(&self.inner.frozen)
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
+    /// The trainable parameters by checkpoint name, sorted.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         let mut out: Vec<(String, Var)> = lock(self.inner.varmap.data())
             .iter()
@@ -356,26 +377,24 @@ impl ParamStore {
     }
 
     fn register(&self, name: &str, t: Tensor) -> candle_core::Result<Tensor> {
-        match self.inner.mode {
-            Mode::Trainable => {
-                let var = Var::from_tensor(&t)?;
-                let out = var.as_tensor().clone();
-                lock(self.inner.varmap.data()).insert(name.to_string(), var);
-                Ok(out)
-            }
-            Mode::Frozen => {
-                lock(&self.inner.frozen).insert(name.to_string(), t.clone());
-                Ok(t)
-            }
+        if self.inner.mode.trains(name) {
+            let var = Var::from_tensor(&t)?;
+            let out = var.as_tensor().clone();
+            lock(self.inner.varmap.data()).insert(name.to_string(), var);
+            Ok(out)
+        } else {
+            lock(&self.inner.frozen).insert(name.to_string(), t.clone());
+            Ok(t)
         }
     }
 
     fn existing(&self, name: &str) -> Option<Tensor> {
-        match self.inner.mode {
-            Mode::Trainable => lock(self.inner.varmap.data())
+        if self.inner.mode.trains(name) {
+            lock(self.inner.varmap.data())
                 .get(name)
-                .map(|v| v.as_tensor().clone()),
-            Mode::Frozen => lock(&self.inner.frozen).get(name).cloned(),
+                .map(|v| v.as_tensor().clone())
+        } else {
+            lock(&self.inner.frozen).get(name).cloned()
         }
     }
 }
@@ -496,5 +515,39 @@ mod tests {
         assert!(wa.iter().any(|v| *v != 0.0));
         let names: Vec<String> = a.named_vars().into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, vec!["l.bias".to_string(), "l.weight".to_string()]);
+    }
+
+    #[test]
+    fn only_the_named_parameters_train_and_get_gradients() {
+        use candle_nn::Module;
+        let mode = Mode::trainable(Some(&["attn".to_string()]));
+        let store = ParamStore::random(5, "t", mode, DType::F32, &Device::Cpu);
+        let vb = store.var_builder();
+        let frozen = candle_nn::linear(3, 3, vb.pp("conv")).unwrap();
+        let trained = candle_nn::linear(3, 2, vb.pp("attn")).unwrap();
+        let names = |v: Vec<String>| v.join(" ");
+        assert_eq!(
+            names(store.named_vars().into_iter().map(|(k, _)| k).collect()),
+            "attn.bias attn.weight"
+        );
+        // Every parameter is still there to save.
+        assert_eq!(
+            names(store.named_tensors().into_iter().map(|(k, _)| k).collect()),
+            "attn.bias attn.weight conv.bias conv.weight"
+        );
+        let x = Tensor::ones((4, 3), DType::F32, &Device::Cpu).unwrap();
+        let loss = trained
+            .forward(&frozen.forward(&x).unwrap())
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        assert!(grads.get(trained.weight()).is_some());
+        assert!(
+            grads.get(frozen.weight()).is_none() && grads.get(frozen.bias().unwrap()).is_none()
+        );
+        assert!(!frozen.weight().is_variable() && trained.weight().is_variable());
     }
 }

@@ -146,7 +146,7 @@ impl<'a> Trainer<'a> {
         if let Some(pats) = &config.trainable {
             let names: Vec<String> = sd
                 .unet_params
-                .named_vars()
+                .named_tensors()
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();
@@ -180,7 +180,8 @@ impl<'a> Trainer<'a> {
                 } else {
                     DType::F16
                 };
-                let (unet, store) = load_unet(&sd.source, Mode::Trainable, dtype, &sd.device)?;
+                let mode = Mode::trainable(config.trainable.as_deref());
+                let (unet, store) = load_unet(&sd.source, mode, dtype, &sd.device)?;
                 Some((unet, store))
             }
         };
@@ -718,7 +719,12 @@ fn trim_metrics(path: &Path, step: u64) -> Result<()> {
     Ok(())
 }
 
-/// Load the base model for fine-tuning: the UNet trainable in f32, the rest frozen.
-pub fn load_base(source: &ModelSource, device: &Device) -> Result<StableDiffusion> {
-    StableDiffusion::load(source, Mode::Trainable, DType::F32, device)
+/// Load the base model for fine-tuning: the UNet trainable in f32 (only the parameters whose
+/// names contain one of `trainable`, when given: the others get no gradients), the rest frozen.
+pub fn load_base(
+    source: &ModelSource,
+    trainable: Option<&[String]>,
+    device: &Device,
+) -> Result<StableDiffusion> {
+    StableDiffusion::load(source, Mode::trainable(trainable), DType::F32, device)
 }

@@ -40,7 +40,7 @@ pub fn run(
         Some(p) if config.beta > 0.0 => pretrain_dataset(p)?,
         _ => Vec::new(),
     };
-    let sd = load_base(&source, device)?;
+    let sd = load_base(&source, config.trainable.as_deref(), device)?;
     let mut trainer = Trainer::new(
         &sd,
         config.clone(),

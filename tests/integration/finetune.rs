@@ -172,7 +172,7 @@ pub fn unet_weights(s: &Setup, out: &str) -> Vec<(String, Vec<f32>)> {
 /// (DDPM-IP) where `perturbation` is `Some(p)`.
 fn fixed_batch_losses(perturbation: Option<f64>) -> Vec<f32> {
     let s = setup(1, 2);
-    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), None, &Device::Cpu).unwrap();
     let mut r = rng(1);
     let x0 = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
     let noise = randn(&mut r, &[2, 4, 8, 8], DType::F32, &Device::Cpu).unwrap();
@@ -233,7 +233,7 @@ fn loss_falls_on_a_fixed_batch_with_perturbed_inputs() {
 #[test]
 fn an_image_of_reward_zero_contributes_nothing() {
     let s = setup(1, 2);
-    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), None, &Device::Cpu).unwrap();
     let mut r = rng(2);
     let dev = Device::Cpu;
     let a = randn(&mut r, &[1, 4, 8, 8], DType::F32, &dev).unwrap();
@@ -403,7 +403,7 @@ fn the_output_folder_is_a_loadable_model() {
 fn a_time_budget_fixes_the_step_count_so_the_schedule_ends_in_time() {
     use rlhf_t2i::finetune::trainer::Trainer;
     let s = setup(2, 2);
-    let sd = load_base(&ModelSource::Local(s.sd.clone()), &Device::Cpu).unwrap();
+    let sd = load_base(&ModelSource::Local(s.sd.clone()), None, &Device::Cpu).unwrap();
     let items =
         rlhf_t2i::finetune::data::pretrain_dataset(&s.pretrain.join("captions.jsonl")).unwrap();
     let mut c = config(1_000_000, 0.0);
@@ -504,6 +504,9 @@ fn only_the_trainable_parameters_change() {
         }
     }
     assert!(moved > 0 && kept > moved, "moved {moved}, kept {kept}");
+    // The frozen parameters (plain tensors, no gradients) are saved too.
+    let attn2 = base.keys().filter(|k| k.contains("attn2")).count();
+    assert_eq!((moved <= attn2, kept), (true, base.len() - attn2));
     c.trainable = Some(vec!["attn9".into()]);
     let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
     assert!(

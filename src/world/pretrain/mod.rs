@@ -329,7 +329,7 @@ fn train_unet_stage(
         }
     }
     let source = ModelSource::parse(&sd_init.display().to_string())?;
-    let sd = load_base(&source, device)?;
+    let sd = load_base(&source, None, device)?;
     let items = pretrain_dataset(&data.join(super::dataset::CAPTIONS))?;
     let config = FinetuneConfig {
         optim: AdamWConfig {
