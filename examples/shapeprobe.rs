@@ -14,6 +14,8 @@ use rlhf_t2i::io::jsonl::{read_jsonl, write_jsonl};
 use rlhf_t2i::world::{observe, Shape};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 /// Every object's best-template IoU with each shape, in the order of `Shape::ALL`.
@@ -68,6 +70,7 @@ fn main() -> Result<()> {
         a.len() == 1 || a.len() == 2 || a.len() == 4,
         "usage: shapeprobe [--margin] MANIFEST [LABELS.jsonl [FLOOR STRICT_OUT.jsonl]]"
     );
+    let mut text = String::new();
     let manifest = Path::new(&a[0]);
     let base = manifest.parent().unwrap_or(Path::new("."));
     let mut value: HashMap<String, Option<f32>> = HashMap::new();
@@ -94,20 +97,25 @@ fn main() -> Result<()> {
         value.insert(id, measure(&objects, margin));
     }
     let Some(labels) = a.get(1) else {
-        println!(
+        writeln!(
+            text,
             "{}: {}",
             a[0],
             quartiles(value.values().flatten().copied().collect())
-        );
+        )?;
         for (asked, (sum, n)) in resemblance {
             let cells: Vec<String> = Shape::ALL
                 .iter()
                 .zip(sum)
                 .map(|(s, x)| format!("{} {:.3}", s.name(), x / n.max(1) as f64))
                 .collect();
-            println!("  asked {asked:<9} {n:>4} objects: {}", cells.join("  "));
+            writeln!(
+                text,
+                "  asked {asked:<9} {n:>4} objects: {}",
+                cells.join("  ")
+            )?;
         }
-        return Ok(());
+        return print(&text);
     };
     let mut lines: Vec<Value> = read_jsonl(Path::new(labels))?;
     let lookup = |l: &Value| -> Result<Option<f32>> {
@@ -125,7 +133,7 @@ fn main() -> Result<()> {
             good.extend(lookup(l)?);
         }
     }
-    println!("{labels} (good): {}", quartiles(good));
+    writeln!(text, "{labels} (good): {}", quartiles(good))?;
     if let (Some(floor), Some(out)) = (a.get(2), a.get(3)) {
         let floor: f32 = floor.parse().context("FLOOR is not a number")?;
         let mut demoted = 0;
@@ -138,7 +146,18 @@ fn main() -> Result<()> {
             }
         }
         write_jsonl(Path::new(out), &lines)?;
-        println!("{out}: {demoted} good images below {floor} marked bad");
+        writeln!(
+            text,
+            "{out}: {demoted} good images below {floor} marked bad"
+        )?;
     }
-    Ok(())
+    print(&text)
+}
+
+/// One write; a reader that stops early (`| head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
