@@ -186,12 +186,13 @@ impl<'a> Trainer<'a> {
             }
         };
         let opt = AdamW::new(master.named_vars(), config.optim)?;
+        // Of the trainable parameters only: the frozen ones never move.
         let ema = match config.ema_decay {
             Some(_) => Some(
                 master
-                    .named_tensors()
+                    .named_vars()
                     .into_iter()
-                    .map(|(k, t)| Ok((k, t.copy()?)))
+                    .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
                     .collect::<Result<_>>()?,
             ),
             None => None,
@@ -696,12 +697,13 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// The weights to publish: the EMA when kept, else the master weights.
+    /// The weights to publish: the master weights, with the EMA of the trainable ones when kept.
     pub fn final_weights(&self) -> HashMap<String, Tensor> {
-        match &self.ema {
-            Some(e) => e.clone(),
-            None => self.master.named_tensors().into_iter().collect(),
+        let mut w: HashMap<String, Tensor> = self.master.named_tensors().into_iter().collect();
+        if let Some(e) = &self.ema {
+            w.extend(e.iter().map(|(k, t)| (k.clone(), t.clone())));
         }
+        w
     }
 }
 

@@ -504,9 +504,19 @@ fn only_the_trainable_parameters_change() {
         }
     }
     assert!(moved > 0 && kept > moved, "moved {moved}, kept {kept}");
-    // The frozen parameters (plain tensors, no gradients) are saved too.
+    // The frozen parameters (plain tensors, no gradients) are saved too, with an EMA as well
+    // (it averages the trainable ones only).
     let attn2 = base.keys().filter(|k| k.contains("attn2")).count();
     assert_eq!((moved <= attn2, kept), (true, base.len() - attn2));
+    c.ema_decay = Some(0.9);
+    finetune(&s, "ema", &c, None, false).unwrap();
+    let ema = unet_weights(&s, "ema");
+    assert_eq!(ema.len(), base.len());
+    for (name, after) in ema {
+        let before = base[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(name.contains("attn2") || before == after, "{name} changed");
+    }
+    c.ema_decay = None;
     c.trainable = Some(vec!["attn9".into()]);
     let e = finetune(&s, "bad", &c, None, false).err().expect("refused");
     assert!(
