@@ -77,8 +77,8 @@ impl ReproducePlan {
             steps: 10,
             guidance: 5.0,
             eta: 0.0,
-            // Fine-tuned on its own samples the model loses alignment (why is open: not their
-            // sharpness, docs/world-generator.md ninth session); renders in every batch hold
+            // Fine-tuned on its own samples the model loses alignment: it learns their poorly
+            // drawn shapes (docs/world-generator.md, tenth session); renders in every batch hold
             // some of it. lr 5e-4 for 150 steps with beta 1 on 8 renders a step
             // (the default until 2026-11-27) cut alignment from 10.3% to 2.5% (world-CLIP FID
             // 15.8 to 22.0); these settings cut it to 5.3% (FID 16.2), and with DDPM 25 at
