@@ -12,7 +12,7 @@ use crate::diffusion::NoiseSchedule;
 use crate::io::atomic::AppendLog;
 use crate::models::unet::UNet2DConditionModel;
 use crate::pipeline::{load_unet, StableDiffusion};
-use crate::runtime::{derive_seed, randn, rng};
+use crate::runtime::{check_dtype_on_device, derive_seed, randn, rng};
 use crate::train::checkpoint;
 use crate::train::optim::AdamW;
 use crate::train::schedule::lr_at;
@@ -180,6 +180,9 @@ impl<'a> Trainer<'a> {
                 } else {
                     DType::F16
                 };
+                check_dtype_on_device(dtype, &sd.device).context(
+                    "fine-tuning precision bf16: use --precision f32 (or f16) on the CPU",
+                )?;
                 let mode = Mode::trainable(config.trainable.as_deref());
                 let (unet, store) = load_unet(&sd.source, mode, dtype, &sd.device)?;
                 Some((unet, store))

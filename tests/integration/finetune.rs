@@ -487,6 +487,19 @@ fn a_timestep_range_is_used_and_checked() {
 }
 
 #[test]
+fn bf16_on_the_cpu_is_refused_with_the_fix() {
+    let s = setup(1, 2);
+    let mut c = config(1, 0.0);
+    c.precision = Precision::Bf16;
+    let e = finetune(&s, "bf16", &c, None, false)
+        .err()
+        .expect("refused");
+    let msg = format!("{e:#}");
+    assert!(msg.contains("--precision f32"), "{msg}");
+    assert!(!s.dir.path().join("bf16/model").exists());
+}
+
+#[test]
 fn only_the_trainable_parameters_change() {
     let s = setup(1, 2);
     let mut c = config(2, 0.0);
