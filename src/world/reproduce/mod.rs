@@ -13,6 +13,7 @@ use crate::embed::embedder::ClipEmbedder;
 use crate::feedback::Policy;
 use crate::finetune::config::{FinetuneConfig, Precision};
 use crate::finetune::data::Weights;
+use crate::io::atomic::write_atomic;
 use crate::io::jsonl::read_jsonl;
 use crate::io::scores::ScoreRecord;
 use crate::pipeline::StableDiffusion;
@@ -156,7 +157,26 @@ pub struct Results {
     /// The oracle on fresh renders passed through the model's image space (encode, decode; in
     /// pixel space the renders themselves): share judged good (all should be).
     pub oracle_on_roundtrips: f64,
+    /// Wall time of the whole run, over every pass that resumed it.
     pub seconds: f64,
+    /// Wall time of the last pass alone (the whole run's when it was not resumed).
+    #[serde(default)]
+    pub seconds_this_pass: f64,
+}
+
+/// The run's wall time so far (`{"seconds": S}`), kept in its folder across resumed passes.
+const ELAPSED: &str = "elapsed.json";
+
+/// Seconds the earlier passes of a run spent, from its `elapsed.json` (0 for a new run).
+fn earlier_seconds(path: &Path) -> Result<f64> {
+    if !path.is_file() {
+        return Ok(0.0);
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)
+        .with_context(|| format!("reading {}", path.display()))?;
+    v["seconds"]
+        .as_f64()
+        .with_context(|| format!("{} has no \"seconds\" number", path.display()))
 }
 
 fn sampling(plan: &ReproducePlan) -> SampleSettings {
@@ -207,7 +227,7 @@ pub fn run(
     out: &Path,
     plan: &ReproducePlan,
     device: &Device,
-    mut log: impl FnMut(&str),
+    mut user_log: impl FnMut(&str),
 ) -> Result<Results> {
     let t0 = std::time::Instant::now();
     let (base, clip_dir) = super::pretrain::model_paths(models);
@@ -222,6 +242,18 @@ pub fn run(
     }
     std::fs::create_dir_all(out)?;
     check_run_key(models, out, plan)?;
+    // A resumed run's time: the earlier passes' (saved at each stage) plus this one's.
+    let clock_path = out.join(ELAPSED);
+    let earlier = earlier_seconds(&clock_path)?;
+    let mut log = |line: &str| {
+        let total = earlier + t0.elapsed().as_secs_f64();
+        // Only the report's timing depends on it: a failed write must not stop the run.
+        let _ = write_atomic(
+            &clock_path,
+            format!("{{\"seconds\": {total:.1}}}\n").as_bytes(),
+        );
+        user_log(line)
+    };
     let (data, pretraining_set) = pretraining_data(models, out, plan.pretrain_images)?;
     let vocab = super::vocabulary();
     let vocab_path = out.join("vocabulary.json");
@@ -446,8 +478,13 @@ pub fn run(
         training_labels,
         image_space: sd.image_space.name().to_string(),
         oracle_on_roundtrips: oracle_on_roundtrips(&sd.image_space, device, 200, plan.seed)?,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: earlier + t0.elapsed().as_secs_f64(),
+        seconds_this_pass: t0.elapsed().as_secs_f64(),
     };
+    write_atomic(
+        &clock_path,
+        format!("{{\"seconds\": {:.1}}}\n", results.seconds).as_bytes(),
+    )?;
     report::write(out, &results)?;
     Ok(results)
 }
@@ -678,4 +715,21 @@ pub fn oracle_on_roundtrips(
         })
         .count();
     Ok(good as f64 / n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_counts_its_earlier_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ELAPSED);
+        assert_eq!(earlier_seconds(&path).unwrap(), 0.0);
+        std::fs::write(&path, "{\"seconds\": 1322.0}\n").unwrap();
+        assert_eq!(earlier_seconds(&path).unwrap(), 1322.0);
+        std::fs::write(&path, "{\"secs\": 5}").unwrap();
+        let e = format!("{:#}", earlier_seconds(&path).unwrap_err());
+        assert!(e.contains("elapsed.json") && e.contains("seconds"), "{e}");
+    }
 }

@@ -55,12 +55,55 @@ pub fn claim3_holds(r: &Results) -> bool {
     matches!(&r.rejection, Some((top, random)) if clears(top, random))
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
+/// "1322 s", or for a run resumed in more than one pass "1337 s in all (its last pass 15 s)".
+fn run_time(r: &Results) -> String {
+    if r.seconds - r.seconds_this_pass >= 1.0 {
+        format!(
+            "{:.0} s in all (its last pass {:.0} s)",
+            r.seconds, r.seconds_this_pass
+        )
+    } else {
+        format!("{:.0} s", r.seconds)
+    }
+}
+
+/// A claim's verdict by its rule (`ok`), and how its two figures stand: beyond both 95%
+/// intervals or inside them, the paper's way or the other. Claim 2's rule is the direction, so
+/// a reader must see when that direction is inside the intervals; claims 1 and 3 need the
+/// intervals cleared, so a reader must see when the direction holds all the same.
+fn verdict(ok: bool, figures: Option<(&Proportion, &Proportion)>) -> String {
+    let base = if ok {
         "**reproduced**"
     } else {
         "**not reproduced** here"
-    }
+    };
+    let how = match figures {
+        None => return base.to_string(),
+        Some((better, worse)) if clears(better, worse) => {
+            "the paper's direction, beyond both 95% intervals"
+        }
+        Some((better, worse)) if better.value > worse.value => {
+            "the paper's direction, inside the 95% intervals"
+        }
+        Some((better, worse)) if clears(worse, better) => {
+            "the opposite direction, beyond both 95% intervals"
+        }
+        Some(_) => "the opposite direction (or no difference), inside the 95% intervals",
+    };
+    format!("{base} ({how})")
+}
+
+/// The main fine-tuned model's and the original's alignment on every image (claim 1's figures).
+fn claim1_figures(r: &Results) -> Option<(&Proportion, &Proportion)> {
+    let tuned = r.models.last()?.alignment.get("all")?;
+    let orig = r.models.first()?.alignment.get("all")?;
+    Some((tuned, orig))
+}
+
+/// The learned reward's and the CLIP score's preference accuracy on all held-out pairs.
+fn claim2_figures(r: &Results) -> Option<(&Proportion, &Proportion)> {
+    let acc = |name: &str| r.reward_accuracy.get(name)?.get("all");
+    Some((acc("reward")?, acc("CLIP score")?))
 }
 
 /// A markdown table: a row per group, a column per model, `rate`'s share in each cell.
@@ -159,9 +202,9 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# The paper's claims in the shape world\n\n{} run, {:.0} s on this machine ({} {} steps{}, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}; the pre-training loss at beta {} on {} rendered images a step).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
+        "# The paper's claims in the shape world\n\n{} run, {} on this machine ({} {} steps{}, guidance {}, {} evaluation images per prompt; fine-tuning {} steps of {} images, lr {}; the pre-training loss at beta {} on {} rendered images a step).\nIntervals are 95% bootstrap intervals over prompts. Every image was judged by the oracle (`src/world/oracle.rs`); on fresh renders {} it judges {:.1}% good (all are aligned).\n",
         if r.plan.quick { "Quick" } else { "Full" },
-        r.seconds,
+        run_time(r),
         r.plan.steps,
         r.plan.scheduler.name().to_uppercase(),
         if r.plan.eta > 0.0
@@ -192,7 +235,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let _ = writeln!(
         md,
         "\n## 1. Alignment of the original and the fine-tuned models (Figure 4 analogue): {}\n\n![alignment](alignment.svg)\n",
-        verdict(claim1_holds(r))
+        verdict(claim1_holds(r), claim1_figures(r))
     );
     group_table(&mut md, &r.models, &groups, |m| &m.alignment);
     let _ = writeln!(
@@ -209,7 +252,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     let _ = writeln!(
         md,
         "\n## 2. Preference accuracy of the learned reward vs the CLIP score (Figure 3 analogue): {}\n\n![reward accuracy](reward-accuracy.svg)\n\nPairs of one good and one bad image of the same held-out evaluation prompt (the original model's samples, oracle labels).\n\n| scorer | all | seen | unseen |\n|---|---|---|---|",
-        verdict(claim2_holds(r))
+        verdict(claim2_holds(r), claim2_figures(r))
     );
     for (name, m) in &r.reward_accuracy {
         let get = |s: &str| m.get(s).map_or("n/a".into(), pct);
@@ -229,7 +272,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
                 "Best {k} of {n} by reward: {} aligned; {k} at random: {}. {}\n",
                 pct(top),
                 pct(random),
-                verdict(claim3_holds(r)),
+                verdict(claim3_holds(r), Some((top, random))),
                 k = r.plan.rejection_keep,
                 n = r.plan.rejection_n
             );
@@ -282,5 +325,40 @@ mod tests {
         assert!(!clears(&p(0.031, 0.012, 0.053), &p(0.025, 0.009, 0.044)));
         assert!(clears(&p(0.20, 0.12, 0.28), &p(0.05, 0.01, 0.09)));
         assert!(!clears(&p(0.05, 0.01, 0.09), &p(0.20, 0.12, 0.28)));
+    }
+
+    #[test]
+    fn a_verdict_says_where_the_figures_stand_against_their_intervals() {
+        // Claim 2 on the stage-4 model (2026-11-28): the reward's way, the intervals overlapping.
+        let v = verdict(
+            true,
+            Some((&p(0.694, 0.571, 0.804), &p(0.592, 0.471, 0.716))),
+        );
+        assert_eq!(
+            v,
+            "**reproduced** (the paper's direction, inside the 95% intervals)"
+        );
+        // Claim 1 there: the fine-tuned model below the original, beyond both intervals.
+        let v = verdict(
+            false,
+            Some((&p(0.088, 0.056, 0.128), &p(0.200, 0.138, 0.266))),
+        );
+        assert!(
+            v.starts_with("**not reproduced** here (the opposite direction, beyond"),
+            "{v}"
+        );
+        let v = verdict(
+            false,
+            Some((&p(0.259, 0.184, 0.341), &p(0.209, 0.138, 0.284))),
+        );
+        assert!(
+            v.ends_with("(the paper's direction, inside the 95% intervals)"),
+            "{v}"
+        );
+        let v = verdict(true, Some((&p(0.20, 0.12, 0.28), &p(0.05, 0.01, 0.09))));
+        assert!(v.contains("beyond both"), "{v}");
+        let v = verdict(false, Some((&p(0.10, 0.05, 0.15), &p(0.10, 0.05, 0.15))));
+        assert!(v.contains("no difference"), "{v}");
+        assert_eq!(verdict(true, None), "**reproduced**");
     }
 }
