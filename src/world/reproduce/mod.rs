@@ -179,6 +179,11 @@ fn earlier_seconds(path: &Path) -> Result<f64> {
         .with_context(|| format!("{} has no \"seconds\" number", path.display()))
 }
 
+/// Records a run's wall time so far in its `elapsed.json`.
+fn save_seconds(path: &Path, seconds: f64) -> Result<()> {
+    write_atomic(path, format!("{{\"seconds\": {seconds:.1}}}\n").as_bytes())
+}
+
 fn sampling(plan: &ReproducePlan) -> SampleSettings {
     SampleSettings {
         scheduler: plan.scheduler,
@@ -246,18 +251,14 @@ pub fn run(
     let clock_path = out.join(ELAPSED);
     let earlier = earlier_seconds(&clock_path)?;
     let mut log = |line: &str| {
-        let total = earlier + t0.elapsed().as_secs_f64();
         // Only the report's timing depends on it: a failed write must not stop the run.
-        let _ = write_atomic(
-            &clock_path,
-            format!("{{\"seconds\": {total:.1}}}\n").as_bytes(),
-        );
+        let _ = save_seconds(&clock_path, earlier + t0.elapsed().as_secs_f64());
         user_log(line)
     };
     let (data, pretraining_set) = pretraining_data(models, out, plan.pretrain_images)?;
     let vocab = super::vocabulary();
     let vocab_path = out.join("vocabulary.json");
-    crate::io::atomic::write_atomic(&vocab_path, super::VOCABULARY_JSON.as_bytes())?;
+    write_atomic(&vocab_path, super::VOCABULARY_JSON.as_bytes())?;
 
     log("prompts: the paper's training grammar over the seen shapes, and the evaluation set");
     let train_prompts = out.join("prompts/train.jsonl");
@@ -481,10 +482,7 @@ pub fn run(
         seconds: earlier + t0.elapsed().as_secs_f64(),
         seconds_this_pass: t0.elapsed().as_secs_f64(),
     };
-    write_atomic(
-        &clock_path,
-        format!("{{\"seconds\": {:.1}}}\n", results.seconds).as_bytes(),
-    )?;
+    save_seconds(&clock_path, results.seconds)?;
     report::write(out, &results)?;
     Ok(results)
 }
@@ -524,7 +522,7 @@ fn check_run_key(models: &Path, out: &Path, plan: &ReproducePlan) -> Result<()> 
         }
         return Ok(());
     }
-    crate::io::atomic::write_atomic(&path, serde_json::to_string_pretty(&key)?.as_bytes())
+    write_atomic(&path, serde_json::to_string_pretty(&key)?.as_bytes())
 }
 
 fn slug(name: &str) -> String {
@@ -726,7 +724,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(ELAPSED);
         assert_eq!(earlier_seconds(&path).unwrap(), 0.0);
-        std::fs::write(&path, "{\"seconds\": 1322.0}\n").unwrap();
+        save_seconds(&path, 1322.0).unwrap();
         assert_eq!(earlier_seconds(&path).unwrap(), 1322.0);
         std::fs::write(&path, "{\"secs\": 5}").unwrap();
         let e = format!("{:#}", earlier_seconds(&path).unwrap_err());

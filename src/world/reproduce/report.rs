@@ -29,24 +29,12 @@ fn clears(better: &Proportion, worse: &Proportion) -> bool {
 
 /// Claim 1: is the main fine-tuned model's alignment above the original's, beyond both intervals?
 pub fn claim1_holds(r: &Results) -> bool {
-    let (Some(orig), Some(tuned)) = (r.models.first(), r.models.last()) else {
-        return false;
-    };
-    match (orig.alignment.get("all"), tuned.alignment.get("all")) {
-        (Some(a), Some(b)) => clears(b, a),
-        _ => false,
-    }
+    claim1_figures(r).is_some_and(|(tuned, orig)| clears(tuned, orig))
 }
 
 /// Claim 2: does the learned reward (with L_pc) beat the CLIP score on all held-out pairs?
 pub fn claim2_holds(r: &Results) -> bool {
-    let acc = |name: &str| {
-        r.reward_accuracy
-            .get(name)
-            .and_then(|m| m.get("all"))
-            .map(|p| p.value)
-    };
-    matches!((acc("reward"), acc("CLIP score")), (Some(a), Some(c)) if a > c)
+    claim2_figures(r).is_some_and(|(reward, clip)| reward.value > clip.value)
 }
 
 /// Claim 3: are the best `keep` of `n` by reward more often aligned than `keep` at random,
