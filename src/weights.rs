@@ -173,7 +173,8 @@ impl Mode {
         }
     }
 
-    fn trains(&self, name: &str) -> bool {
+    /// Whether the parameter `name` is built as a trainable `Var` in this mode.
+    pub fn trains(&self, name: &str) -> bool {
         match self {
             Mode::Trainable => true,
             Mode::Frozen => false,

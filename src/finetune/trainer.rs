@@ -172,6 +172,22 @@ impl<'a> Trainer<'a> {
         if master.dtype() != DType::F32 || master.named_vars().is_empty() {
             bail!("fine-tuning needs the UNet loaded trainable in f32 (master weights)");
         }
+        // The load decides what trains (frozen parameters get no gradients), so it must be the
+        // config's choice: a UNet loaded with every parameter trainable would train them all.
+        let wanted = Mode::trainable(config.trainable.as_deref());
+        let vars: std::collections::HashSet<String> =
+            master.named_vars().into_iter().map(|(n, _)| n).collect();
+        if let Some((name, _)) = master
+            .named_tensors()
+            .into_iter()
+            .find(|(n, _)| wanted.trains(n) != vars.contains(n))
+        {
+            bail!(
+                "the UNet was not loaded with the config's trainable parameters ({:?}): `{name}` is {}; load it with finetune::trainer::load_base(source, config.trainable, device)",
+                config.trainable,
+                if vars.contains(&name) { "trainable" } else { "frozen" }
+            );
+        }
         let half = match config.precision {
             Precision::F32 => None,
             p => {

@@ -424,6 +424,37 @@ fn a_time_budget_fixes_the_step_count_so_the_schedule_ends_in_time() {
 }
 
 #[test]
+fn the_trainer_refuses_a_unet_loaded_with_other_trainable_parameters() {
+    use rlhf_t2i::finetune::trainer::Trainer;
+    let s = setup(1, 2);
+    let source = ModelSource::Local(s.sd.clone());
+    let items =
+        rlhf_t2i::finetune::data::pretrain_dataset(&s.pretrain.join("captions.jsonl")).unwrap();
+    let mut c = config(1, 0.0);
+    c.trainable = Some(vec!["attn2".into()]);
+    // Loaded with every parameter trainable, the config's attn2 alone would not hold.
+    let all = load_base(&source, None, &Device::Cpu).unwrap();
+    let out = s.dir.path().join("t");
+    let e = Trainer::new(&all, c.clone(), items.clone(), Vec::new(), &out, false)
+        .err()
+        .expect("refused");
+    assert!(format!("{e:#}").contains("is trainable"), "{e:#}");
+    let some = load_base(&source, c.trainable.as_deref(), &Device::Cpu).unwrap();
+    let e = Trainer::new(
+        &some,
+        config(1, 0.0),
+        items.clone(),
+        Vec::new(),
+        &out,
+        false,
+    )
+    .err()
+    .expect("refused");
+    assert!(format!("{e:#}").contains("is frozen"), "{e:#}");
+    assert!(Trainer::new(&some, c, items, Vec::new(), &out, false).is_ok());
+}
+
+#[test]
 fn resuming_into_a_checkpoint_of_another_model_says_so() {
     use rlhf_t2i::models::unet::{UNet2DConditionModel, UNetConfig};
     use rlhf_t2i::weights::ParamStore;
